@@ -1,0 +1,62 @@
+// The one description of a LIF layer that the glue hands to every kernel (CPU and CUDA).
+// Plain data: sizes, options and raw pointers, nothing from Python or ATen's Tensor.
+// The neuron itself is defined in shared/design/neuron-spec.md.
+#pragma once
+
+#include <cstdint>
+
+namespace snnfast {
+
+enum class Reset : int { Hard = 0, Soft = 1, None = 2 };
+
+enum class Surrogate : int { Rectangle = 0, Triangle = 1, Sigmoid = 2, ATan = 3 };
+
+// A run of T steps over B * N neurons, time-major: element (t, b, n) of a [T, B, N] buffer
+// is at t * B * N + b * N + n. N is the product of the neuron shape F.
+//
+// Tensors of the input dtype ("scalar"): x, spikes, grad_spikes, grad_x.
+// Tensors of the arithmetic dtype ("acc": float for half, bfloat16 and float; double for
+// double): membrane, u_last, their gradients, the per-neuron parameters and every
+// parameter gradient. Saving the membrane at arithmetic precision lets the backward pass recompute
+// each spike exactly as the forward pass fired it.
+struct LIFParams {
+  int64_t T = 0;
+  int64_t B = 0;
+  int64_t N = 0;
+
+  Reset reset = Reset::Hard;
+  Surrogate surrogate = Surrogate::Rectangle;
+  bool detach_reset = false;
+  double v_reset = 0.0;
+  double surrogate_param = 1.0;  // the width a (rectangle, triangle) or sharpness k (sigmoid, atan)
+
+  // Per-neuron parameters, N values each (the glue broadcasts layer and channel values).
+  const void* beta = nullptr;
+  const void* alpha = nullptr;
+  const void* threshold = nullptr;
+  // Initial membrane u_0: neuron (b, n) starts from u0[b * u0_batch_stride + n];
+  // u0_batch_stride is 0 when one u0 is shared by the whole batch (the learnable IMP).
+  const void* u0 = nullptr;
+  int64_t u0_batch_stride = 0;
+
+  // Forward.
+  const void* x = nullptr;   // [T, B, N]
+  void* spikes = nullptr;    // [T, B, N]
+  void* membrane = nullptr;  // [T, B, N], the charged potential h_t before the reset
+  void* u_last = nullptr;    // [B, N], the state u_T after the last reset
+
+  // Backward. grad_membrane and grad_u_last may be null (no gradient reached them);
+  // x is needed only for grad_alpha.
+  const void* grad_spikes = nullptr;    // [T, B, N]
+  const void* grad_membrane = nullptr;  // [T, B, N]
+  const void* grad_u_last = nullptr;    // [B, N]
+  void* grad_x = nullptr;               // [T, B, N], null when x needs no gradient
+  // Per-neuron-and-sample partial sums over time, [B, N]; null when not asked for. The glue
+  // reduces them to each parameter's shape, so every sum has a fixed order.
+  void* grad_beta = nullptr;
+  void* grad_alpha = nullptr;
+  void* grad_threshold = nullptr;
+  void* grad_u0 = nullptr;
+};
+
+}  // namespace snnfast

@@ -1,0 +1,6 @@
+"""snnfast: fused spiking-neuron kernels for PyTorch."""
+from . import reference, surrogate
+from .ops import lif
+
+__all__ = ["lif", "reference", "surrogate"]
+__version__ = "0.1.0"

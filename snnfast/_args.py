@@ -1,0 +1,100 @@
+"""Checks and normalises the arguments of snnfast.lif, for the kernels and the reference alike,
+so that bad input fails with an error that names the argument."""
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from . import surrogate as surrogates
+
+RESETS = ("hard", "soft", "none")
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The arithmetic dtype: float64 for float64 input, float32 for every other float."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_input(x, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 3:
+        raise ValueError(
+            f"{name} must be [T, B, *F] with at least one neuron dimension, got shape {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {x.dtype}")
+
+
+def param_kind(value: torch.Tensor, F: tuple, name: str) -> str:
+    """'layer', 'channel' or 'neuron' (neuron-spec.md, Shapes), else a ValueError naming `name`."""
+    if value.numel() == 1 and value.dim() <= 1:
+        return "layer"
+    if tuple(value.shape) == F:
+        return "neuron"
+    if value.dim() == 1 and value.shape[0] == F[0]:
+        return "channel"
+    raise ValueError(
+        f"{name} has shape {tuple(value.shape)}; expected a single value, a per-channel ({F[0]},) "
+        f"tensor or a per-neuron {F} tensor for input neurons of shape {F}"
+    )
+
+
+def check_param(value, x: torch.Tensor, name: str) -> None:
+    if isinstance(value, torch.Tensor):
+        if value.device != x.device:
+            raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
+        if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
+        param_kind(value, tuple(x.shape[2:]), name)
+    elif not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a float or a torch.Tensor, got {type(value).__name__}")
+
+
+def check_state(u0, x: torch.Tensor) -> None:
+    if u0 is None or (isinstance(u0, numbers.Real) and not isinstance(u0, bool)):
+        return
+    if not isinstance(u0, torch.Tensor):
+        raise TypeError(f"u0 must be None, a float or a torch.Tensor, got {type(u0).__name__}")
+    if u0.device != x.device:
+        raise ValueError(f"u0 is on {u0.device} but x is on {x.device}")
+    state_shape = tuple(x.shape[1:])
+    if u0.dim() > len(state_shape) or any(
+        a != 1 and a != b for a, b in zip(reversed(u0.shape), reversed(state_shape))
+    ):
+        raise ValueError(
+            f"u0 has shape {tuple(u0.shape)}, which does not broadcast to the state shape [B, *F] = {state_shape}"
+        )
+
+
+def check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> surrogates.Surrogate:
+    """Raises a clear error for any bad argument; returns the surrogate as an object."""
+    check_input(x)
+    for name, value in (("beta", beta), ("alpha", alpha), ("threshold", threshold)):
+        check_param(value, x, name)
+    check_state(u0, x)
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    if not isinstance(v_reset, numbers.Real) or isinstance(v_reset, bool):
+        raise TypeError(f"v_reset must be a float, got {type(v_reset).__name__}")
+    return surrogates.get(surrogate)
+
+
+def as_tensor(value, x: torch.Tensor) -> torch.Tensor:
+    """A parameter as a tensor on x's device (a float becomes a 0-d tensor)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.tensor(float(value), dtype=acc_dtype(x.dtype), device=x.device)
+
+
+def results(spikes, u_last, membrane, return_state: bool, return_membrane: bool):
+    """spikes alone, or (spikes, [u_last], [membrane]) as the flags ask."""
+    if not (return_state or return_membrane):
+        return spikes
+    out = (spikes,)
+    if return_state:
+        out += (u_last,)
+    if return_membrane:
+        out += (membrane,)
+    return out

@@ -1,0 +1,37 @@
+"""Loads the compiled ops: the extension built by setup.py, or a library built with CMake
+whose path is in SNNFAST_LIBRARY."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def _load() -> bool:
+    try:
+        from . import _C  # noqa: F401  (its static initialisers register torch.ops.snnfast)
+
+        return True
+    except ImportError:
+        path = os.environ.get("SNNFAST_LIBRARY")
+        if path:
+            torch.ops.load_library(path)
+            return True
+    return False
+
+
+LOADED = _load()
+
+
+def _devices(op: str) -> frozenset:
+    if not LOADED:
+        return frozenset()
+    return frozenset(
+        device
+        for device in ("cpu", "cuda")
+        if torch._C._dispatch_has_kernel_for_dispatch_key(op, device.upper())
+    )
+
+
+# The device types that have a compiled kernel for the fused LIF op.
+LIF_DEVICES = _devices("snnfast::lif")
