@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "snnfast/neuron.h"
 
@@ -15,7 +17,30 @@
 
 namespace snnfast {
 
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
 SNNFAST_HD float exp_(float v) { return expf(v); }
+#else
+// expf as plain arithmetic (Cephes' polynomial, within 2 ulp of expf), so that the CPU
+// compiler can vectorize the sigmoid surrogate: a call to expf would keep the loop scalar.
+inline float exp_(float v) {
+  v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);
+  const float n = std::floor(v * 1.44269504088896341f + 0.5f);
+  float r = v - n * 0.693359375f;
+  r -= n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // 2^n through the exponent bits; n is within [-126, 127] after the clamp above.
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+#endif
 SNNFAST_HD double exp_(double v) { return exp(v); }
 
 // s(x), x = h - threshold: the surrogate derivative of the Heaviside spike.
@@ -39,7 +64,7 @@ SNNFAST_HD acc_t surrogate_grad(acc_t x, acc_t param) {
 // o_t = H(h_t - threshold), with H(0) = 1.
 template <typename acc_t>
 SNNFAST_HD acc_t fire(acc_t h, acc_t threshold) {
-  return h >= threshold ? acc_t(1) : acc_t(0);
+  return static_cast<acc_t>(h >= threshold);
 }
 
 // u_t from h_t and o_t.
@@ -66,42 +91,56 @@ SNNFAST_HD acc_t state_after(acc_t h, acc_t threshold, acc_t v_reset) {
   return reset_membrane<R>(h, fire(h, threshold), threshold, v_reset);
 }
 
-template <typename acc_t>
-struct StepGrad {
-  acc_t h;          // g_h: the gradient reaching h_t
-  acc_t threshold;  // this step's share of the threshold gradient
-};
+// BPTT through one step. s = s(h_t - threshold) is the surrogate derivative of the spike;
+// s_reset = s * reset_path(detach_reset) is the same along the reset's own path. The
+// threshold enters twice: through the spike, o = H(h - threshold), and, unless the reset is
+// detached, through the reset (the soft reset also subtracts the threshold itself).
+// Plain scalars in and out, so that the CPU loop over neurons vectorizes.
 
-// One step of BPTT. g_spike and g_membrane are the gradients of o_t and h_t from the
-// outputs, g_u the gradient arriving at u_t from step t + 1. The threshold enters twice:
-// through the spike, o = H(h - threshold), and, unless the reset is detached, through the
-// reset (for the soft reset the threshold is also the size of the step it subtracts).
-template <Reset R, Surrogate S, typename acc_t>
-SNNFAST_HD StepGrad<acc_t> backward_step(acc_t h, acc_t g_spike, acc_t g_membrane, acc_t g_u,
-                                         acc_t threshold, acc_t v_reset, acc_t param,
-                                         bool detach_reset) {
-  const acc_t s = surrogate_grad<S>(h - threshold, param);
-  acc_t du_dh = acc_t(1);
-  acc_t du_dthreshold = acc_t(0);
+// 1 where the backward pass goes through the reset, 0 where the reset is detached: a factor
+// computed once per launch, since a select on the flag inside the loop keeps GCC scalar.
+template <typename acc_t>
+SNNFAST_HD acc_t reset_path(bool detach_reset) {
+  return detach_reset ? acc_t(0) : acc_t(1);
+}
+
+// du_t / dh_t
+template <Reset R, typename acc_t>
+SNNFAST_HD acc_t du_dh(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_reset) {
   if constexpr (R == Reset::Hard) {
-    const acc_t spike = fire(h, threshold);
-    du_dh = acc_t(1) - spike;
-    if (!detach_reset) {
-      du_dh += (v_reset - h) * s;
-      du_dthreshold = -(v_reset - h) * s;
-    }
+    return acc_t(1) - fire(h, threshold) + (v_reset - h) * s_reset;
   } else if constexpr (R == Reset::Soft) {
-    const acc_t spike = fire(h, threshold);
-    du_dthreshold = -spike;
-    if (!detach_reset) {
-      du_dh -= threshold * s;
-      du_dthreshold += threshold * s;
-    }
+    return acc_t(1) - threshold * s_reset;
+  } else {
+    return acc_t(1);
   }
-  StepGrad<acc_t> g;
-  g.h = g_spike * s + g_u * du_dh + g_membrane;
-  g.threshold = g_u * du_dthreshold - g_spike * s;
-  return g;
+}
+
+// du_t / dthreshold
+template <Reset R, typename acc_t>
+SNNFAST_HD acc_t du_dthreshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_reset) {
+  if constexpr (R == Reset::Hard) {
+    return (h - v_reset) * s_reset;
+  } else if constexpr (R == Reset::Soft) {
+    return threshold * s_reset - fire(h, threshold);
+  } else {
+    return acc_t(0);
+  }
+}
+
+// g_h, the gradient reaching h_t, from the gradients of o_t and h_t at the outputs and the
+// gradient g_u arriving at u_t from step t + 1.
+template <Reset R, typename acc_t>
+SNNFAST_HD acc_t grad_h(acc_t h, acc_t threshold, acc_t v_reset, acc_t s, acc_t s_reset,
+                        acc_t g_spike, acc_t g_membrane, acc_t g_u) {
+  return g_spike * s + g_u * du_dh<R>(h, threshold, v_reset, s_reset) + g_membrane;
+}
+
+// This step's share of the threshold gradient.
+template <Reset R, typename acc_t>
+SNNFAST_HD acc_t grad_threshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s,
+                                acc_t s_reset, acc_t g_spike, acc_t g_u) {
+  return g_u * du_dthreshold<R>(h, threshold, v_reset, s_reset) - g_spike * s;
 }
 
 }  // namespace snnfast

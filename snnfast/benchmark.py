@@ -1,0 +1,216 @@
+"""Times the fused LIF op against the reference loop and the peers, beside the memory floor.
+
+`snnfast bench` (the README's first command) and bench/bench_lif.py both run this. Every
+contender runs the same neuron on the same input in one process, so the ratios are fair even
+on a busy machine; the floor is the bytes the op must move over a copy rate measured in the
+same run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from . import ops, reference
+
+# The neuron every contender runs: SpikingJelly's default LIFNode(tau=2, decay_input=True,
+# v_threshold=1, v_reset=0) with its default sigmoid surrogate (alpha=4); in the terms of
+# neuron-spec.md: beta = 1 - 1/tau, alpha = 1/tau, hard reset to 0.
+TAU = 2.0
+BETA = 1.0 - 1.0 / TAU
+ALPHA = 1.0 / TAU
+
+# Bytes per neuron-step that a fused fwd + bwd must move at the least, in units of the
+# element size: forward reads x and writes spikes and h; backward reads the incoming
+# gradient and h and writes grad_x.
+FORWARD_PASSES = 3
+BACKWARD_PASSES = 3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() in seconds."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_rate(device: torch.device, nbytes: int = 1 << 28, repeats: int = 5) -> float:
+    """Bytes per second that a plain tensor copy moves (read + write)."""
+    src = torch.ones(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    seconds = time_call(lambda: dst.copy_(src), device, repeats)
+    return 2 * nbytes / seconds
+
+
+@dataclass
+class Contender:
+    name: str
+    # Takes x [T, B, N] (requires grad) and returns the spikes.
+    run: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _snnfast(x):
+    return ops.lif(x, BETA, alpha=ALPHA, surrogate="sigmoid")
+
+
+def _reference(x):
+    return reference.lif(x, BETA, alpha=ALPHA, surrogate="sigmoid")
+
+
+def _spikingjelly() -> Optional[Contender]:
+    try:
+        from spikingjelly.activation_based import neuron
+    except Exception:  # not installed, or an install whose optional deps are missing
+        return None
+    node = neuron.LIFNode(tau=TAU, decay_input=True, v_reset=0.0, step_mode="m")
+
+    def run(x):
+        node.reset()
+        return node(x)
+
+    return Contender("spikingjelly 2.0 LIFNode", run)
+
+
+def _snntorch() -> Optional[Contender]:
+    try:
+        import snntorch
+    except Exception:
+        return None
+    # snnTorch's Leaky has no input scale and resets by subtraction: the closest neuron it
+    # offers; it is timed for its cost, not compared for its values.
+    leaky = snntorch.Leaky(beta=BETA, threshold=1.0, reset_mechanism="zero")
+
+    def run(x):
+        mem = leaky.init_leaky()
+        spikes = []
+        for x_t in x:
+            spk, mem = leaky(ALPHA * x_t, mem)
+            spikes.append(spk)
+        return torch.stack(spikes)
+
+    return Contender("snntorch Leaky", run)
+
+
+def contenders(include_reference: bool = True) -> list[Contender]:
+    found = [Contender("snnfast.lif (fused)", _snnfast)]
+    if include_reference:
+        found.append(Contender("reference loop", _reference))
+    found += [c for c in (_spikingjelly(), _snntorch()) if c is not None]
+    return found
+
+
+@dataclass
+class Row:
+    T: int
+    B: int
+    N: int
+    contender: str
+    forward_s: float
+    forward_backward_s: float
+    floor_s: float
+
+
+def measure(T: int, B: int, N: int, device: torch.device, rate: float, repeats: int,
+            include_reference: bool = True, dtype: torch.dtype = torch.float32) -> list[Row]:
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    x = (torch.randn(T, B, N, generator=generator) * 1.5 + 0.8).to(device=device, dtype=dtype)
+    x.requires_grad_(True)
+    grad = torch.randn(T, B, N, generator=generator).to(device=device, dtype=dtype)
+    element = x.element_size()
+    floor = (FORWARD_PASSES + BACKWARD_PASSES) * element * x.numel() / rate
+    rows = []
+    for c in contenders(include_reference):
+        def forward():
+            with torch.no_grad():
+                return c.run(x)
+
+        def forward_backward():
+            out = c.run(x)
+            out.backward(grad)
+            x.grad = None
+
+        rows.append(Row(T, B, N, c.name, time_call(forward, device, repeats),
+                        time_call(forward_backward, device, repeats), floor))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| T | B | N | contender | fwd ms | fwd+bwd ms | fwd+bwd vs snnfast | fwd+bwd vs memory floor |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    fused = {(r.T, r.B, r.N): r for r in rows if r.contender.startswith("snnfast")}
+    for r in rows:
+        base = fused[(r.T, r.B, r.N)]
+        lines.append(
+            f"| {r.T} | {r.B} | {r.N} | {r.contender} | {r.forward_s * 1e3:.2f} | "
+            f"{r.forward_backward_s * 1e3:.2f} | {r.forward_backward_s / base.forward_backward_s:.1f}x | "
+            f"{r.forward_backward_s / r.floor_s:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, {platform.python_implementation()} {platform.python_version()}"
+    )
+
+
+def report(shapes, device: torch.device, repeats: int, include_reference: bool = True,
+           progress: bool = True) -> str:
+    rate = copy_rate(device)
+    rows = []
+    for i, (T, B, N) in enumerate(shapes):
+        if progress:
+            print(f"[{i + 1}/{len(shapes)}] T={T} B={B} N={N} ...", flush=True)
+        rows += measure(T, B, N, device, rate, repeats, include_reference)
+    date = datetime.date.today().isoformat()
+    return (
+        f"Machine: {machine()}; device {device}; {date}; measured copy rate {rate / 1e9:.1f} GB/s "
+        f"(read + write).\n"
+        f"Neuron: LIF, beta = {BETA}, alpha = {ALPHA}, threshold 1, hard reset to 0, sigmoid surrogate; "
+        f"float32; times are medians of {repeats} runs.\n"
+        f"The memory floor is {FORWARD_PASSES + BACKWARD_PASSES} x 4 bytes per neuron-step over the copy rate.\n\n"
+        + table(rows)
+    )
+
+
+QUICK_SHAPES = [(8, 64, 1024), (100, 64, 1024)]
+FULL_SHAPES = [(8, 64, 1024), (100, 64, 1024), (1000, 64, 1024)]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="add T = 1000 (slow for the reference loop)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args(argv)
+    text = report(FULL_SHAPES if args.full else QUICK_SHAPES, torch.device(args.device), args.repeats)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
