@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs snnfast and what it needs into the current Python, building the extension against
+# the torch that is already there. torch itself is installed only where none is (the CPU
+# build, torch==2.13.0); an installed torch is never replaced.
+#   bash install.sh          the package, its runtime needs and the peers for the benchmarks
+#   bash install.sh --test   the same, plus what the tests need
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+pip_install() { "$PYTHON" -m pip install --disable-pip-version-check -q "$@"; }
+
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  pip_install torch==2.13.0
+fi
+# Build and runtime needs that do not depend on torch.
+pip_install "setuptools>=64" wheel ninja numpy tqdm
+# Peers for the benchmarks and the converter. --no-deps: their own requirements would pull a
+# CUDA torch (and torchvision) over the installed one.
+pip_install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
+pip_install loguru
+if [[ "${1:-}" == "--test" ]]; then
+  pip_install pytest
+fi
+# --no-build-isolation: build against the installed torch, not a fresh one in an isolated env.
+MAX_JOBS=${MAX_JOBS:-2} pip_install --no-build-isolation -e .
