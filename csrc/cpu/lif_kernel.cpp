@@ -9,7 +9,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "lif.h"
 #include "snnfast/dispatch.h"
@@ -40,6 +45,54 @@ struct BlockParams {
     }
   }
 };
+
+// How many steps ahead the rows of a block are requested. Consecutive steps of a block are a
+// whole [B, N] row apart: the hardware prefetcher does not follow that stride, least of all
+// backwards in time, and without this the kernels wait on memory.
+constexpr int64_t kPrefetchSteps = 2;
+
+template <int kWrite, typename T>
+inline void prefetch_row(const T* row, int64_t len) {
+  const char* bytes = reinterpret_cast<const char*>(row);
+  for (int64_t offset = 0; offset < len * static_cast<int64_t>(sizeof(T)); offset += 64)
+    __builtin_prefetch(bytes + offset, kWrite, 3);
+}
+
+// Outputs larger than this go around the caches (below): they would not stay there anyway.
+constexpr int64_t kStreamingBytes = int64_t(16) << 20;
+
+// Copies a finished row of a block from L1 to its tensor, for a large output with
+// non-temporal stores: the row is not read again soon, and an ordinary store would first
+// read every cache line it writes, a third more memory traffic in a kernel that does little
+// else. A small output stays in the cache, where non-temporal stores would only evict it.
+template <typename T>
+inline void stream_row(T* dst, const T* src, int64_t len, bool streaming) {
+#if defined(__AVX__)
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
+    if (!streaming) {
+      std::memcpy(dst, src, len * sizeof(T));
+      return;
+    }
+    constexpr int64_t kLanes = 32 / sizeof(T);
+    int64_t j = 0;
+    for (; j < len && reinterpret_cast<uintptr_t>(dst + j) % 32 != 0; ++j) dst[j] = src[j];
+    for (; j + kLanes <= len; j += kLanes) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j));
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + j), v);
+    }
+    for (; j < len; ++j) dst[j] = src[j];
+    return;
+  }
+#endif
+  std::memcpy(dst, src, len * sizeof(T));
+}
+
+// Makes the non-temporal stores of this thread visible before the kernel returns.
+inline void stream_fence() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
+}
 
 // Runs body(m0, len) over the blocks of B * N neurons, in parallel when there is enough work.
 template <typename Body>
@@ -78,18 +131,23 @@ void forward(const LIFParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t M = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
+  const bool streaming = p.T * M * static_cast<int64_t>(sizeof(acc_t)) > kStreamingBytes;
   for_each_block(p, [&](int64_t m0, int64_t len) {
     const BlockParams<acc_t> np(p, m0, len);
-    acc_t u[kBlock];
+    acc_t u[kBlock], membrane[kBlock];
+    scalar_t spikes[kBlock];
     std::copy(np.u0, np.u0 + len, u);
     for (int64_t t = 0; t < p.T; ++t) {
       const int64_t row = t * M + m0;
-      forward_row<scalar_t, acc_t, R>(len, static_cast<const scalar_t*>(p.x) + row,
-                                      static_cast<scalar_t*>(p.spikes) + row,
-                                      static_cast<acc_t*>(p.membrane) + row, u, np.beta,
-                                      np.alpha, np.threshold, v_reset);
+      if (t + kPrefetchSteps < p.T)
+        prefetch_row<0>(static_cast<const scalar_t*>(p.x) + row + kPrefetchSteps * M, len);
+      forward_row<scalar_t, acc_t, R>(len, static_cast<const scalar_t*>(p.x) + row, spikes,
+                                      membrane, u, np.beta, np.alpha, np.threshold, v_reset);
+      stream_row(static_cast<scalar_t*>(p.spikes) + row, spikes, len, streaming);
+      stream_row(static_cast<acc_t*>(p.membrane) + row, membrane, len, streaming);
     }
     std::copy(u, u + len, static_cast<acc_t*>(p.u_last) + m0);
+    stream_fence();
   });
 }
 
@@ -107,12 +165,14 @@ struct BlockGrads {
   acc_t g_u[kBlock], g_beta[kBlock], g_alpha[kBlock], g_threshold[kBlock];
 };
 
-template <typename scalar_t, typename acc_t, Reset R, Surrogate S>
+// kParamGrads: whether to accumulate the parameter gradients; three loads and stores per
+// neuron and step that most calls (fixed beta, alpha and threshold) do not need.
+template <typename scalar_t, typename acc_t, Reset R, Surrogate S, bool kParamGrads>
 void backward_row(int64_t len, const acc_t* __restrict membrane,
                   const acc_t* __restrict u_prev, const scalar_t* __restrict grad_spikes,
                   const acc_t* __restrict grad_membrane, const scalar_t* __restrict x,
                   scalar_t* __restrict grad_x, const BlockParams<acc_t>& np,
-                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t param, acc_t reset_path) {
+                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t param, acc_t keep_reset) {
   acc_t* __restrict g_u = g.g_u;
   acc_t* __restrict g_beta = g.g_beta;
   acc_t* __restrict g_alpha = g.g_alpha;
@@ -124,14 +184,16 @@ void backward_row(int64_t len, const acc_t* __restrict membrane,
   for (int64_t j = 0; j < len; ++j) {
     const acc_t h = membrane[j];
     const acc_t s = surrogate_grad<S>(h - threshold[j], param);
-    const acc_t s_reset = s * reset_path;
+    const acc_t s_reset = s * keep_reset;
     const acc_t g_spike = static_cast<acc_t>(grad_spikes[j]);
     const acc_t g_h =
         grad_h<R>(h, threshold[j], v_reset, s, s_reset, g_spike, grad_membrane[j], g_u[j]);
-    g_threshold[j] += grad_threshold<R>(h, threshold[j], v_reset, s, s_reset, g_spike, g_u[j]);
+    if constexpr (kParamGrads) {
+      g_threshold[j] += grad_threshold<R>(h, threshold[j], v_reset, s, s_reset, g_spike, g_u[j]);
+      g_beta[j] += g_h * u_prev[j];
+      g_alpha[j] += g_h * static_cast<acc_t>(x[j]);
+    }
     grad_x[j] = static_cast<scalar_t>(alpha[j] * g_h);
-    g_beta[j] += g_h * u_prev[j];
-    g_alpha[j] += g_h * static_cast<acc_t>(x[j]);
     g_u[j] = beta[j] * g_h;
   }
 }
@@ -142,32 +204,52 @@ void backward(const LIFParams& p) {
   const int64_t M = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
+  const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);
+  const bool param_grads = p.grad_beta || p.grad_alpha || p.grad_threshold;
+  const bool streaming = p.T * M * static_cast<int64_t>(sizeof(scalar_t)) > kStreamingBytes;
   for_each_block(p, [&](int64_t m0, int64_t len) {
     const BlockParams<acc_t> np(p, m0, len);
     BlockGrads<acc_t> g = {};
     acc_t u_prev[kBlock];
     // Stand-ins for the optional rows, so that the inner loop has no branch: zeros for a
-    // missing gradient or input, scratch for a gradient nobody asked for.
+    // missing gradient or input. grad_x is computed into a row of its own, then streamed out.
     const std::vector<acc_t> zeros_acc(kBlock, acc_t(0));
     const std::vector<scalar_t> zeros_scalar(kBlock, scalar_t(0));
-    std::vector<scalar_t> scratch(kBlock);
+    std::vector<scalar_t> grad_x_row(kBlock);
+    scalar_t* grad_x = grad_x_row.data();
     if (p.grad_u_last != nullptr)
       std::copy_n(static_cast<const acc_t*>(p.grad_u_last) + m0, len, g.g_u);
     for (int64_t t = p.T - 1; t >= 0; --t) {
       const int64_t row = t * M + m0;
       const acc_t* membrane = static_cast<const acc_t*>(p.membrane) + row;
+      if (t - kPrefetchSteps > 0) {
+        const int64_t ahead = row - kPrefetchSteps * M;
+        prefetch_row<0>(static_cast<const acc_t*>(p.membrane) + ahead - M, len);  // u_{t-1}
+        prefetch_row<0>(static_cast<const scalar_t*>(p.grad_spikes) + ahead, len);
+        if (p.grad_membrane) prefetch_row<0>(static_cast<const acc_t*>(p.grad_membrane) + ahead, len);
+        if (p.x) prefetch_row<0>(static_cast<const scalar_t*>(p.x) + ahead, len);
+      }
       if (t > 0) {
         state_row<acc_t, R>(len, membrane - M, u_prev, np.threshold, v_reset);
       } else {
         std::copy(np.u0, np.u0 + len, u_prev);
       }
-      backward_row<scalar_t, acc_t, R, S>(
-          len, membrane, u_prev, static_cast<const scalar_t*>(p.grad_spikes) + row,
-          p.grad_membrane ? static_cast<const acc_t*>(p.grad_membrane) + row : zeros_acc.data(),
-          p.x ? static_cast<const scalar_t*>(p.x) + row : zeros_scalar.data(),
-          p.grad_x ? static_cast<scalar_t*>(p.grad_x) + row : scratch.data(), np, g, v_reset,
-          param, reset_path<acc_t>(p.detach_reset));
+      const acc_t* grad_membrane =
+          p.grad_membrane ? static_cast<const acc_t*>(p.grad_membrane) + row : zeros_acc.data();
+      const scalar_t* x = p.x ? static_cast<const scalar_t*>(p.x) + row : zeros_scalar.data();
+      const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes) + row;
+      if (param_grads) {
+        backward_row<scalar_t, acc_t, R, S, true>(len, membrane, u_prev, grad_spikes,
+                                                  grad_membrane, x, grad_x, np, g, v_reset,
+                                                  param, keep_reset);
+      } else {
+        backward_row<scalar_t, acc_t, R, S, false>(len, membrane, u_prev, grad_spikes,
+                                                   grad_membrane, x, grad_x, np, g, v_reset,
+                                                   param, keep_reset);
+      }
+      if (p.grad_x) stream_row(static_cast<scalar_t*>(p.grad_x) + row, grad_x, len, streaming);
     }
+    stream_fence();
     auto store = [&](void* dst, const acc_t* src) {
       if (dst) std::copy(src, src + len, static_cast<acc_t*>(dst) + m0);
     };
