@@ -139,6 +139,8 @@ def test_shd_bins_1ms_from_zero_crops_to_T_and_clips_to_binary(tmp_path):
 
     x, y = next(iter(data.make_loader(shd, 2, train=False)))
     assert x.shape == (30, 2, 700) and y.tolist() == [2, 0]
+    copy = pickle.loads(pickle.dumps(shd))  # what a spawned worker process gets
+    assert torch.equal(copy[1][0], shd[1][0])
 
 
 def test_ssc_splits_and_missing_files_message(tmp_path):

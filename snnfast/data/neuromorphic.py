@@ -78,6 +78,8 @@ def _open_tonic(cls_name: str, data_dir, download: bool, present, describe, **kw
     dataset = local(data_dir, **kwargs)
     if not present(dataset):
         raise DatasetNotFoundError(describe(dataset))
+    # The overrides matter only in __init__; tonic's own class pickles into worker processes.
+    dataset.__class__ = base
     return dataset
 
 
