@@ -37,7 +37,8 @@ def no_network(monkeypatch):
 
 
 def needs(module):
-    return pytest.importorskip(module, reason=f"{module} is not installed (requirements-data.txt)")
+    return pytest.importorskip(module, reason=f"{module} is not installed (requirements-data.txt)",
+                               exc_type=ImportError)
 
 
 # ---------------------------------------------------------------- writers of the real formats
