@@ -1,0 +1,245 @@
+"""A model-agnostic training loop: Adam + StepLR, progress bars, a CSV log (TensorBoard when
+installed), an atomic checkpoint every epoch, exact resume, and DistributedDataParallel when
+the process group is up (see ``snnfast.train.distributed.setup``)."""
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.xor import epoch_seed
+from . import checkpoint
+from .distributed import Context, current
+from .metrics import class_accuracy
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.csv"
+LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+class Trainer:
+    """Trains ``model_factory()`` on ``train_data`` with ``loss_fn(output, labels)``.
+
+    ``train_data`` / ``eval_data``: iterables of ``(x, labels)`` batches (``x`` time-major
+    ``[T, B, *F]``), with an optional ``set_epoch(epoch)`` that is called before each epoch
+    (``snnfast.data.make_loader`` and ``DelayedXOR`` have one). Under torch.distributed they
+    must already be sharded per rank (both of those are).
+    ``accuracy_fn(output, labels) -> (correct, count)``; the default classifies by the output
+    averaged over time.
+
+    The model is built after seeding every generator with ``seed``, so its initial weights
+    depend on ``seed`` only. With ``resume=True`` and a checkpoint in ``out_dir``, the run
+    continues after the last finished epoch with the saved model, optimizer, scheduler and
+    random states: the result is bit for bit the one of an uninterrupted run.
+    """
+
+    def __init__(
+        self,
+        model_factory: Callable[[], nn.Module],
+        train_data: Iterable,
+        loss_fn: Callable,
+        *,
+        epochs: int,
+        lr: float,
+        lr_step: int,
+        lr_gamma: float,
+        out_dir,
+        eval_data: Iterable | None = None,
+        accuracy_fn: Callable = class_accuracy,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        resume: bool = False,
+        progress: bool = True,
+        tensorboard: bool = True,
+        meta: dict | None = None,
+    ):
+        self.context: Context = current(device)
+        self.device = self.context.device
+        self.train_data, self.eval_data = train_data, eval_data
+        self.loss_fn, self.accuracy_fn = loss_fn, accuracy_fn
+        self.epochs, self.progress = int(epochs), progress
+        self.out_dir = Path(out_dir)
+        self.meta = dict(meta or {})
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        if self.context.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+        seed_everything(seed)
+        model = model_factory().to(self.device)
+        # Different dropout / encoding draws per rank, the same on every run.
+        seed_everything(epoch_seed(seed, 1_000_000 + self.context.rank))
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, lr_step, lr_gamma)
+        path = self.out_dir / CHECKPOINT
+        if resume and path.is_file():
+            self._restore(model, checkpoint.load(path))
+        self.module = model
+        if self.context.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.model = model
+        self.writer = self._tensorboard() if tensorboard and self.context.is_main else None
+
+    # ------------------------------------------------------------------ public
+
+    def fit(self) -> list[dict]:
+        """Runs the remaining epochs; returns the log rows of all epochs so far."""
+        for epoch in range(self.start_epoch, self.epochs):
+            started = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = self._run(epoch, train=True)
+            self.scheduler.step()
+            test_loss = test_acc = float("nan")
+            if self.eval_data is not None:
+                test_loss, test_acc = self._run(epoch, train=False)
+            row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "test_loss": test_loss, "test_acc": test_acc,
+                   "seconds": time.perf_counter() - started}
+            self.history.append(row)
+            self._log(row)
+            self._save(epoch + 1)
+        if self.writer is not None:
+            self.writer.flush()
+        return self.history
+
+    def state_dict(self) -> dict:
+        """The model's weights (without a DistributedDataParallel wrapper)."""
+        return self.module.state_dict()
+
+    # ------------------------------------------------------------------ epochs
+
+    def _run(self, epoch: int, train: bool) -> tuple[float, float]:
+        data = self.train_data if train else self.eval_data
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        self.model.train(train)
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, batches, correct, count
+        bar = tqdm(data, total=_length(data), leave=False, dynamic_ncols=True,
+                   desc=f"{'train' if train else 'test'} {epoch + 1}/{self.epochs}",
+                   disable=not self.progress or not self.context.is_main)
+        with torch.set_grad_enabled(train):
+            for step, (x, labels) in enumerate(bar):
+                x = x.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                output = self.model(x)
+                loss = self.loss_fn(output, labels)
+                if train:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                correct, count = self.accuracy_fn(output.detach(), labels)
+                totals += torch.stack([loss.detach().double(), totals.new_tensor(1.0),
+                                       torch.as_tensor(correct, dtype=torch.float64, device=self.device),
+                                       torch.as_tensor(count, dtype=torch.float64, device=self.device)])
+                if step % 10 == 0 and not bar.disable:
+                    bar.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}")
+        if self.context.distributed:
+            dist.all_reduce(totals)
+        loss_sum, batches, correct, count = totals.tolist()
+        return loss_sum / max(batches, 1), correct / count if count else float("nan")
+
+    # ------------------------------------------------------------------ logs
+
+    def _log(self, row: dict) -> None:
+        if not self.context.is_main:
+            return
+        path = self.out_dir / LOG
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(row[k]) for k in LOG_FIELDS})
+        if self.writer is not None:
+            for key in LOG_FIELDS[1:]:
+                if not math.isnan(row[key]):
+                    self.writer.add_scalar(key, row[key], row["epoch"])
+        if self.progress:
+            tqdm.write(f"epoch {row['epoch']}/{self.epochs}  lr {row['lr']:.3g}  "
+                       f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                       f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+                       f"{row['seconds']:.1f} s")
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.start_epoch + 1)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save(self, epochs_done: int) -> None:
+        rng = checkpoint.rng_state(self.device)
+        if self.context.distributed:
+            gathered = [None] * self.context.world_size
+            dist.all_gather_object(gathered, rng)
+            rng = gathered
+        else:
+            rng = [rng]
+        if self.context.is_main:
+            state = {
+                "epoch": epochs_done,
+                "model": self.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng,
+                "history": self.history,
+                "meta": self.meta,
+            }
+            checkpoint.save_atomic(state, self.out_dir / CHECKPOINT)
+        if self.context.distributed:
+            dist.barrier()
+
+    def _restore(self, model: nn.Module, state: dict) -> None:
+        model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        if len(rng) != self.context.world_size and self.context.is_main:
+            tqdm.write(f"resuming {len(rng)}-process random state on {self.context.world_size} "
+                       "processes: the run continues, but not bit for bit")
+        checkpoint.set_rng_state(rng[self.context.rank % len(rng)], self.device)
+        self.start_epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        if self.context.is_main:
+            _truncate_log(self.out_dir / LOG, self.start_epoch)
+
+
+def _length(data):
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _truncate_log(path: Path, epochs_done: int) -> None:
+    """Drops log rows of epochs after the checkpoint (written before a crash, redone now)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(r for r in rows if int(r["epoch"]) <= epochs_done)
