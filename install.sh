@@ -18,6 +18,8 @@ pip_install "setuptools>=64" wheel ninja numpy tqdm
 # CUDA torch (and torchvision) over the installed one.
 pip_install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
 pip_install loguru
+# The event-based datasets read their files through tonic (see the file for why --no-deps).
+pip_install --no-deps -r requirements-data.txt
 if [[ "${1:-}" == "--test" ]]; then
   pip_install pytest
 fi
