@@ -19,7 +19,7 @@ fi
 
 # Include paths and defines as torch.utils.cpp_extension.BuildExtension passes them for the
 # extension snnfast._C (setup.py), plus the Python headers.
-mapfile -t torch_flags < <(python - <<'PY'
+torch_flags_text="$("${PYTHON:-python}" - <<'PY'
 import os, sysconfig
 import torch
 from torch.utils import cpp_extension
@@ -36,7 +36,8 @@ generated = os.path.join(cpp_extension.include_paths()[0], "c10", "cuda", "impl"
 if not os.path.exists(generated):
     print("-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE")
 PY
-)
+)"
+mapfile -t torch_flags <<<"$torch_flags_text"
 
 # The device flags of setup.py (keep them in step), and both archs in one call.
 flags=(
