@@ -155,8 +155,8 @@ def check_against_reference(inputs, grad_outputs, **options):
 @pytest.mark.parametrize("surrogate_fn", SURROGATES, ids=lambda s: s.name)
 @pytest.mark.parametrize("reset", RESETS)
 def test_variants_float64(reset, surrogate_fn, detach_reset, outputs):
-    # T = 37 runs the forward ring of 16 steps ahead (float64) twice and a part, the backward
-    # ring of 8 four times and a part.
+    # T = 37 goes round the float64 rings (16 steps ahead forward, 8 backward) more than
+    # twice, through both the unchecked steady-state blocks and the checked last blocks.
     inputs = make_inputs(37, 4, (3, 5), torch.float64)
     check_against_reference(
         inputs, make_grad_outputs(inputs, outputs), reset=reset, v_reset=-0.1,
@@ -180,7 +180,7 @@ def test_mixed_parameter_shapes_float64():
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_low_precision_against_reference(dtype, reset):
-    # T = 70: the float32 rings (32 steps ahead forward, 16 backward) wrap around twice or more.
+    # T = 70 goes round the float32 rings (32 steps ahead forward, 16 backward) twice or more.
     inputs = make_inputs(70, 3, (2, 9), dtype, u0_kind="neuron")
     check_against_reference(inputs, make_grad_outputs(inputs), reset=reset, surrogate="triangle")
 
@@ -198,7 +198,8 @@ def test_sizes_float64(T, B, F):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_matches_cpu_kernel(dtype, reset):
     assert "cpu" in _library.LIF_DEVICES
-    inputs = make_inputs(45, 6, (4, 33), dtype, u0_kind="neuron")
+    # T = 100 runs the unchecked steady-state blocks of both passes in every dtype.
+    inputs = make_inputs(100, 6, (4, 33), dtype, u0_kind="neuron")
     grad_outputs = make_grad_outputs(inputs)
     options = dict(reset=reset, surrogate="sigmoid")
     actual = run(snnfast.lif, inputs, grad_outputs, "cuda", **options)

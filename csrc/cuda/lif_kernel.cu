@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <limits>
+#include <type_traits>
 
 #include "lif.h"
 #include "snnfast/dispatch.h"
@@ -41,8 +42,27 @@ template <typename acc_t>
 constexpr int kBackwardSteps = sizeof(acc_t) == 8 ? 8 : 16;
 
 // Element (t, b, n) of a [T, B, N] buffer is at t * M + m, m = b * N + n, M = B * N. The
-// kernels step an index by M rather than computing t * M for every step ahead, which would
-// keep K 64-bit offsets live.
+// kernels step an index by M from one step to the next, through opaque(): it hides the step
+// from the optimiser, which would otherwise recompute t * M + m with 64-bit multiplies for
+// every unrolled step, or keep K such offsets live in registers.
+__device__ __forceinline__ int64_t opaque(int64_t v) {
+  asm("" : "+l"(v));
+  return v;
+}
+
+// The sample b and neuron n of thread m: in 32 bits when they fit, because a 64-bit division
+// is a long routine that launches of a few steps per thread would notice.
+struct Neuron {
+  int64_t b, n;
+};
+__device__ __forceinline__ Neuron neuron_of(int64_t m, int64_t M, int64_t N) {
+  if (M <= INT32_MAX) {
+    const int32_t m32 = static_cast<int32_t>(m), N32 = static_cast<int32_t>(N);
+    return {m32 / N32, m32 % N32};
+  }
+  return {m / N, m % N};
+}
+
 template <typename scalar_t, Reset R>
 __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -50,7 +70,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p)
   const int64_t T = p.T, M = p.B * p.N;
   const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (m >= M) return;
-  const int64_t b = m / p.N, n = m % p.N;
+  const auto [b, n] = neuron_of(m, M, p.N);
 
   const acc_t beta = static_cast<const acc_t*>(p.beta)[n];
   const acc_t alpha = static_cast<const acc_t*>(p.alpha)[n];
@@ -67,27 +87,33 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p)
   int64_t i_ahead = m;  // the index of the next step to load
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    x_ahead[k] = k < T ? static_cast<acc_t>(x[i_ahead]) : acc_t(0);
-    i_ahead += M;
+    if (k >= T) break;  // the slots of steps that do not exist are never read
+    x_ahead[k] = static_cast<acc_t>(x[i_ahead]);
+    i_ahead = opaque(i_ahead + M);
   }
   int64_t i = m;  // the index of step t
-  for (int64_t t0 = 0; t0 < T; t0 += K) {
+  // Runs the K steps from t0. Before the last two blocks every step and every load ahead is
+  // in range, and a block skips the checks (checked is std::false_type).
+  auto run_block = [&](int64_t t0, auto checked) {
+    constexpr bool check = decltype(checked)::value;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int64_t t = t0 + k;
-      if (t < T) {
-        const acc_t x_t = x_ahead[k];
-        x_ahead[k] = t + K < T ? static_cast<acc_t>(x[i_ahead]) : acc_t(0);
-        i_ahead += M;
-        const acc_t h = charge(u, x_t, beta, alpha);
-        const acc_t spike = fire(h, threshold);
-        u = reset_membrane<R>(h, spike, threshold, v_reset);
-        membrane[i] = h;
-        spikes[i] = static_cast<scalar_t>(spike);
-        i += M;
-      }
+      if (check && t >= T) break;
+      const acc_t x_t = x_ahead[k];
+      x_ahead[k] = !check || t + K < T ? static_cast<acc_t>(x[i_ahead]) : acc_t(0);
+      i_ahead = opaque(i_ahead + M);
+      const acc_t h = charge(u, x_t, beta, alpha);
+      const acc_t spike = fire(h, threshold);
+      u = reset_membrane<R>(h, spike, threshold, v_reset);
+      membrane[i] = h;
+      spikes[i] = static_cast<scalar_t>(spike);
+      i = opaque(i + M);
     }
-  }
+  };
+  int64_t t0 = 0;
+  for (; t0 + 2 * K <= T; t0 += K) run_block(t0, std::false_type());
+  for (; t0 < T; t0 += K) run_block(t0, std::true_type());
   static_cast<acc_t*>(p.u_last)[m] = u;
 }
 
@@ -107,7 +133,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   const int64_t T = p.T, M = p.B * p.N;
   const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (m >= M) return;
-  const int64_t b = m / p.N, n = m % p.N;
+  const auto [b, n] = neuron_of(m, M, p.N);
 
   const acc_t beta = static_cast<const acc_t*>(p.beta)[n];
   const acc_t alpha = static_cast<const acc_t*>(p.alpha)[n];
@@ -124,13 +150,16 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   const scalar_t* x = static_cast<const scalar_t*>(p.x);
   scalar_t* grad_x = static_cast<scalar_t*>(p.grad_x);
 
-  // The inputs of step t, at index = t * M + m; nothing is read for t < 0.
-  auto load = [&](int64_t t, int64_t index) {
-    BackwardInputs<acc_t> in;
-    in.h_prev = t >= 1 ? membrane[index - M] : acc_t(0);
-    in.g_spike = t >= 0 ? static_cast<acc_t>(grad_spikes[index]) : acc_t(0);
-    in.g_membrane = (t >= 0 && grad_membrane) ? grad_membrane[index] : acc_t(0);
-    in.x = (t >= 0 && x) ? static_cast<acc_t>(x[index]) : acc_t(0);
+  // The inputs of step t, at index = t * M + m; zeros for t < 0. With checked a
+  // std::false_type the step is known to be in range (t >= 1) and the checks are skipped.
+  auto load = [&](int64_t t, int64_t index, auto checked) {
+    constexpr bool check = decltype(checked)::value;
+    BackwardInputs<acc_t> in{};
+    if (check && t < 0) return in;
+    in.h_prev = !check || t >= 1 ? membrane[index - M] : acc_t(0);
+    in.g_spike = static_cast<acc_t>(grad_spikes[index]);
+    if (grad_membrane) in.g_membrane = grad_membrane[index];
+    if (x) in.x = static_cast<acc_t>(x[index]);
     return in;
   };
 
@@ -140,8 +169,9 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   int64_t i_ahead = (T - 1) * M + m;  // the index of the next step to load
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    ahead[k] = load(T - 1 - k, i_ahead);
-    i_ahead -= M;
+    if (k >= T) break;  // the slots of steps that do not exist are never read
+    ahead[k] = load(T - 1 - k, i_ahead, std::true_type());
+    i_ahead = opaque(i_ahead - M);
   }
 
   acc_t g_u = p.grad_u_last ? static_cast<const acc_t*>(p.grad_u_last)[m] : acc_t(0);
@@ -150,27 +180,33 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   // element of the membrane trace is read once.
   acc_t h = T > 0 ? membrane[(T - 1) * M + m] : acc_t(0);
   int64_t i = (T - 1) * M + m;  // the index of step t
-  for (int64_t t_hi = T - 1; t_hi >= 0; t_hi -= K) {
+  // Runs the K steps from t_hi down. Before the last two blocks every step and every load
+  // ahead is in range, and a block skips the checks (checked is std::false_type).
+  auto run_block = [&](int64_t t_hi, auto checked) {
+    constexpr bool check = decltype(checked)::value;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int64_t t = t_hi - k;
-      if (t >= 0) {
-        const BackwardInputs<acc_t> in = ahead[k];
-        ahead[k] = load(t - K, i_ahead);
-        i_ahead -= M;
-        const acc_t u_prev = t >= 1 ? state_after<R>(in.h_prev, threshold, v_reset) : u0;
-        const StepGrad<acc_t> g = backward_step<R, S>(h, in.g_spike, in.g_membrane, g_u,
-                                                      threshold, v_reset, param, detach_reset);
-        if (grad_x) grad_x[i] = static_cast<scalar_t>(alpha * g.h);
-        g_beta += g.h * u_prev;
-        if (x) g_alpha += g.h * in.x;
-        g_threshold += g.threshold;
-        g_u = beta * g.h;
-        h = in.h_prev;
-        i -= M;
-      }
+      if (check && t < 0) break;
+      const BackwardInputs<acc_t> in = ahead[k];
+      ahead[k] = load(t - K, i_ahead, checked);
+      i_ahead = opaque(i_ahead - M);
+      const acc_t u_prev =
+          !check || t >= 1 ? state_after<R>(in.h_prev, threshold, v_reset) : u0;
+      const StepGrad<acc_t> g = backward_step<R, S>(h, in.g_spike, in.g_membrane, g_u,
+                                                    threshold, v_reset, param, detach_reset);
+      if (grad_x) grad_x[i] = static_cast<scalar_t>(alpha * g.h);
+      g_beta += g.h * u_prev;
+      if (x) g_alpha += g.h * in.x;
+      g_threshold += g.threshold;
+      g_u = beta * g.h;
+      h = in.h_prev;
+      i = opaque(i - M);
     }
-  }
+  };
+  int64_t t_hi = T - 1;
+  for (; t_hi >= 2 * K; t_hi -= K) run_block(t_hi, std::false_type());
+  for (; t_hi >= 0; t_hi -= K) run_block(t_hi, std::true_type());
   if (p.grad_beta) static_cast<acc_t*>(p.grad_beta)[m] = g_beta;
   if (p.grad_alpha) static_cast<acc_t*>(p.grad_alpha)[m] = g_alpha;
   if (p.grad_threshold) static_cast<acc_t*>(p.grad_threshold)[m] = g_threshold;
