@@ -38,7 +38,7 @@ def extension():
             "snnfast._C",
             cpp_sources + sorted(glob.glob("csrc/cuda/*.cu")),
             include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false", "-std=c++17"]},
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )

@@ -178,6 +178,8 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              double surrogate_param, LIFKernel kernel) {
   check_input(x_in);
   check_surrogate(surrogate, surrogate_param);
+  // A device kernel launches on the current device and stream: make them x's.
+  const at::DeviceGuard device_guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const int64_t T = x.size(0), B = x.size(1);
   const at::IntArrayRef F = neuron_shape(x);
@@ -212,6 +214,7 @@ LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,
                                std::array<bool, 5> output_mask, LIFKernel kernel) {
   TORCH_CHECK(membrane.is_contiguous() && membrane.dim() >= 3,
               "snnfast.lif_backward: membrane must be the contiguous [T, B, *F] trace of the forward pass");
+  const at::DeviceGuard device_guard(membrane.device());
   const int64_t T = membrane.size(0), B = membrane.size(1);
   const at::IntArrayRef F = neuron_shape(membrane);
   const at::ScalarType dtype = grad_spikes_in.scalar_type();
