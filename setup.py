@@ -30,7 +30,7 @@ def extension():
     cpp_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     # -fno-trapping-math lets the compiler turn the spike's comparison into a select and
     # vectorize the time step (nothing here reads floating-point exception flags).
-    cxx_flags = ["-O3", "-fno-trapping-math", "-fopenmp", "-std=c++17", "-DPy_LIMITED_API=0x03090000"]
+    cxx_flags = ["-O3", "-fno-trapping-math", "-fopenmp", "-std=c++20", "-DPy_LIMITED_API=0x03090000"]
     cxx_flags += cpu_flags()
     include_dirs = [os.path.join(HERE, "csrc"), os.path.join(HERE, "csrc", "include")]
     if with_cuda():
@@ -38,7 +38,7 @@ def extension():
             "snnfast._C",
             cpp_sources + sorted(glob.glob("csrc/cuda/*.cu")),
             include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false", "-std=c++20"]},
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )

@@ -41,7 +41,7 @@ mapfile -t torch_flags <<<"$torch_flags_text"
 
 # The device flags of setup.py (keep them in step), and both archs in one call.
 flags=(
-  -c -std=c++17 -O3 --fmad=false
+  -c -std=c++20 -O3 --fmad=false
   -Icsrc -Icsrc/include
   -DTORCH_EXTENSION_NAME=_C -DTORCH_API_INCLUDE_EXTENSION_H -DPy_LIMITED_API=0x03090000
   --compiler-options -fPIC

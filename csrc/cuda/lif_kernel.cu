@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   const acc_t u0 = static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n];
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  const bool detach_reset = p.detach_reset;
+  const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);
 
   // The optional buffers are null when absent, for every thread alike: no divergence.
   const acc_t* membrane = static_cast<const acc_t*>(p.membrane);
@@ -193,13 +193,15 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
       i_ahead = opaque(i_ahead - M);
       const acc_t u_prev =
           !check || t >= 1 ? state_after<R>(in.h_prev, threshold, v_reset) : u0;
-      const StepGrad<acc_t> g = backward_step<R, S>(h, in.g_spike, in.g_membrane, g_u,
-                                                    threshold, v_reset, param, detach_reset);
-      if (grad_x) grad_x[i] = static_cast<scalar_t>(alpha * g.h);
-      g_beta += g.h * u_prev;
-      if (x) g_alpha += g.h * in.x;
-      g_threshold += g.threshold;
-      g_u = beta * g.h;
+      const acc_t s = surrogate_grad<S>(h - threshold, param);
+      const acc_t s_reset = s * keep_reset;
+      const acc_t g_h = grad_h<R>(h, threshold, v_reset, s, s_reset, in.g_spike,
+                                  in.g_membrane, g_u);
+      if (grad_x) grad_x[i] = static_cast<scalar_t>(alpha * g_h);
+      g_beta += g_h * u_prev;
+      if (x) g_alpha += g_h * in.x;
+      g_threshold += grad_threshold<R>(h, threshold, v_reset, s, s_reset, in.g_spike, g_u);
+      g_u = beta * g_h;
       h = in.h_prev;
       i = opaque(i - M);
     }
