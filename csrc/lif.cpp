@@ -39,9 +39,13 @@ ParamShape param_shape(const at::Tensor& param, at::IntArrayRef F, const char* n
               F, " tensor for input neurons of shape ", F);
 }
 
+// A 0-d CPU tensor is a scalar for any device, as in torch's own ops: a float parameter
+// then needs no copy to the GPU (and no synchronisation) on every call.
+bool is_host_scalar(const at::Tensor& t) { return t.dim() == 0 && t.is_cpu(); }
+
 void check_same_device(const at::Tensor& x, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device() == x.device(), "snnfast.lif: ", name, " is on ", t.device(),
-              " but x is on ", x.device());
+  TORCH_CHECK(t.device() == x.device() || is_host_scalar(t), "snnfast.lif: ", name, " is on ",
+              t.device(), " but x is on ", x.device());
 }
 
 at::IntArrayRef neuron_shape(const at::Tensor& x) { return x.sizes().slice(2); }
@@ -54,9 +58,11 @@ void check_input(const at::Tensor& x) {
 }
 
 // The N values of a parameter, one per neuron, in the arithmetic dtype.
-at::Tensor per_neuron(const at::Tensor& param, at::IntArrayRef F, at::ScalarType acc,
+at::Tensor per_neuron(const at::Tensor& param, at::IntArrayRef F, const at::TensorOptions& acc,
                       const char* name) {
-  at::Tensor p = param.to(acc);
+  if (is_host_scalar(param) && !acc.device().is_cpu())
+    return at::full({c10::multiply_integers(F)}, param.item<double>(), acc);
+  at::Tensor p = param.to(acc.dtype().toScalarType());
   switch (param_shape(param, F, name)) {
     case ParamShape::Layer:
       p = p.reshape({}).expand(F);
@@ -89,7 +95,7 @@ at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
       g = partial.sum(0).view(F);
       break;
   }
-  return g.to(param.scalar_type());
+  return g.to(param.options());
 }
 
 // u0 is broadcast to [B, *F] the way torch broadcasts; one shared by the whole batch (the
@@ -104,6 +110,8 @@ InitialState initial_state(const std::optional<at::Tensor>& u0, int64_t B, at::I
   const int64_t N = c10::multiply_integers(F);
   if (!u0.has_value()) return {at::zeros({N}, x.options().dtype(acc)), 0};
   check_same_device(x, *u0, "u0");
+  if (is_host_scalar(*u0) && !x.is_cpu())
+    return {at::full({N}, u0->item<double>(), x.options().dtype(acc)), 0};
   std::vector<int64_t> state_shape{B};
   state_shape.insert(state_shape.end(), F.begin(), F.end());
   TORCH_CHECK(u0->dim() <= static_cast<int64_t>(state_shape.size()) &&
@@ -130,8 +138,9 @@ NeuronParams neuron_params(const at::Tensor& x, const at::Tensor& beta, const at
   check_same_device(x, beta, "beta");
   check_same_device(x, alpha, "alpha");
   check_same_device(x, threshold, "threshold");
-  return {per_neuron(beta, F, acc, "beta"), per_neuron(alpha, F, acc, "alpha"),
-          per_neuron(threshold, F, acc, "threshold"), initial_state(u0, B, F, x, acc)};
+  const auto acc_options = x.options().dtype(acc);
+  return {per_neuron(beta, F, acc_options, "beta"), per_neuron(alpha, F, acc_options, "alpha"),
+          per_neuron(threshold, F, acc_options, "threshold"), initial_state(u0, B, F, x, acc)};
 }
 
 // The forward pass checks the surrogate too, so that a bad one fails before the backward pass.
@@ -275,7 +284,7 @@ LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,
           need_beta ? reduce_to_param(grad_beta, beta, F) : empty(),
           need_alpha ? reduce_to_param(grad_alpha, alpha, F) : empty(),
           need_threshold ? reduce_to_param(grad_threshold, threshold, F) : empty(),
-          need_u0 ? grad_u0.view(membrane.sizes().slice(1)).sum_to_size(u0->sizes()).to(u0->scalar_type())
+          need_u0 ? grad_u0.view(membrane.sizes().slice(1)).sum_to_size(u0->sizes()).to(u0->options())
                   : empty()};
 }
 

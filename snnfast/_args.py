@@ -43,7 +43,8 @@ def param_kind(value: torch.Tensor, F: tuple, name: str) -> str:
 
 def check_param(value, x: torch.Tensor, name: str) -> None:
     if isinstance(value, torch.Tensor):
-        if value.device != x.device:
+        # A 0-d CPU tensor is a scalar for any device, as in torch's own ops.
+        if value.device != x.device and not (value.dim() == 0 and value.device.type == "cpu"):
             raise ValueError(f"{name} is on {value.device} but x is on {x.device}")
         if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
@@ -81,11 +82,12 @@ def check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> 
     return surrogates.get(surrogate)
 
 
-def as_tensor(value, x: torch.Tensor) -> torch.Tensor:
-    """A parameter as a tensor on x's device (a float becomes a 0-d tensor)."""
+def as_tensor(value) -> torch.Tensor:
+    """A parameter as a tensor: a float becomes a 0-d CPU tensor, which the op reads as a
+    scalar on any device (no copy to the GPU, no synchronisation)."""
     if isinstance(value, torch.Tensor):
         return value
-    return torch.tensor(float(value), dtype=acc_dtype(x.dtype), device=x.device)
+    return torch.tensor(float(value), dtype=torch.float64)
 
 
 def results(spikes, u_last, membrane, return_state: bool, return_membrane: bool):

@@ -60,10 +60,10 @@ def lif(
         )
     spikes, membrane, u_last = torch.ops.snnfast.lif(
         x,
-        _args.as_tensor(beta, x),
-        _args.as_tensor(alpha, x),
-        _args.as_tensor(threshold, x),
-        None if u0 is None else _args.as_tensor(u0, x),
+        _args.as_tensor(beta),
+        _args.as_tensor(alpha),
+        _args.as_tensor(threshold),
+        None if u0 is None else _args.as_tensor(u0),
         reset,
         float(v_reset),
         bool(detach_reset),
