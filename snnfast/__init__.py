@@ -1,6 +1,7 @@
 """snnfast: fused spiking-neuron kernels for PyTorch."""
 from . import reference, surrogate
 from .ops import lif
+from . import nn
 
-__all__ = ["lif", "reference", "surrogate"]
+__all__ = ["lif", "reference", "surrogate", "nn"]
 __version__ = "0.1.0"
