@@ -1,7 +1,7 @@
 """snnfast: fused spiking-neuron kernels for PyTorch."""
 from . import reference, surrogate
 from .ops import lif
-from . import losses, nn
+from . import losses, models, nn
 
-__all__ = ["lif", "reference", "surrogate", "nn", "losses"]
+__all__ = ["lif", "reference", "surrogate", "nn", "losses", "models"]
 __version__ = "0.1.0"
