@@ -341,6 +341,6 @@ def test_time_dropout_keeps_one_mask_across_time():
 
 
 def test_exports():
-    for name in ("nn", "losses", "models"):
+    for name in ("nn", "losses", "models", "convert"):
         assert hasattr(snnfast, name)
     assert math.isclose(LIF().beta, 0.5)
