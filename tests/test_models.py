@@ -27,7 +27,8 @@ NETWORKS = {
     "sew_resnet34_imp": (functools.partial(models.sew_resnet34, 10, stem="cifar", imp=True), (T, B, 3, 8, 8), 10),
 }
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -96,6 +96,16 @@ def test_learnable_beta_initial_value_and_shape():
     torch.testing.assert_close(lazy.beta, torch.full((5,), 0.3))
 
 
+def test_lazy_parameters_with_an_optimizer_built_first():
+    layer = LIF(0.5, leak="learnable", learnable_shape="channel", imp=True)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.1)
+    layer(torch.rand(T, B, 4) * 3).sum().backward()
+    before = [p.detach().clone() for p in layer.parameters()]
+    optimizer.step()
+    assert [p.shape for p in layer.parameters()] == [(4,), (4,)]
+    assert all(not torch.equal(a, b) for a, b in zip(before, layer.parameters()))
+
+
 def test_learnable_beta_stays_in_unit_interval():
     layer = LIF(0.5, leak="learnable", learnable_shape="channel", channels=4)
     optimizer = torch.optim.SGD(layer.parameters(), lr=1e4)

@@ -8,7 +8,8 @@ from torch import nn
 from ..nn import LIF, TimeDistributed
 
 
-def neuron_factory(neuron, neuron_kwargs: dict, default=LIF, default_kwargs: dict | None = None) -> Callable[[], nn.Module]:
+def neuron_factory(neuron, neuron_kwargs: dict, default=LIF,
+                   default_kwargs: dict | None = None) -> Callable[[], nn.Module]:
     """A zero-argument callable making one neuron layer.
 
     With neuron=None, the paper's default neuron with its settings (default_kwargs), updated by

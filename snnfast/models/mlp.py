@@ -71,7 +71,9 @@ class SpikingMLP(nn.Module):
             x = self.downsample(x)
         x = x.flatten(2)
         if x.shape[2] != self.sizes[0]:
-            raise ValueError(f"SpikingMLP expects {self.sizes[0]} inputs per step, got {x.shape[2]} (input {tuple(x.shape)})")
+            raise ValueError(
+                f"SpikingMLP expects {self.sizes[0]} inputs per step, got {x.shape[2]} (input {tuple(x.shape)})"
+            )
         return self.layers(x)
 
 

@@ -32,9 +32,12 @@ class _Neuron(LazyModuleMixin, nn.Module):
     """State handling and the call to the op, shared by every neuron layer.
 
     Subclasses implement `_decays()` -> (beta, alpha). Parameters whose shape depends on the
-    input (per-channel beta, the IMP u0) may be left lazy: they are created by the first
-    forward (PyTorch's lazy-module rule), so run one dry forward before building the optimizer
-    or give their shape to the constructor.
+    input (per-channel beta, the IMP u0) may be left lazy (torch.nn.UninitializedParameter):
+    the first forward gives them their shape, on the input's device. An optimizer built before
+    that still updates them (the parameter objects are filled in place), but anything that
+    reads their shape or device first (moving the model, parameter groups, counting
+    parameters, loading into a sharded model) needs one dry forward, or the shapes given to
+    the constructor (channels=, imp_shape=).
     """
 
     def __init__(self, *, threshold, reset, v_reset, detach_reset, surrogate, imp, imp_shape,
@@ -180,12 +183,13 @@ class LIF(_Neuron):
             so that beta equals the given value (which must lie in (0, 1)).
         learnable_shape: "layer" (one beta) or "channel" (one per F[0], e.g. per conv channel).
         channels: the channel count for learnable_shape="channel"; if None, taken from the
-            first input (lazy: run one forward before building the optimizer).
+            first input (lazy, like imp_shape below).
         decay_input: scale the input by (1 - beta), as SpikingJelly's decay_input=True
             (alpha = 1 - beta; otherwise alpha = 1).
         threshold, reset, v_reset, detach_reset, surrogate: as snnfast.lif.
         imp: learnable initial membrane potential per neuron (the IMP paper).
-        imp_shape: its shape F; if None, taken from the first input (lazy, as above).
+        imp_shape: its shape F; if None, taken from the first input (lazy: the first forward
+            creates it, so run one dry forward before moving the model or counting parameters).
         imp_init: its initial value (0: the usual zero start).
         stateful: carry u_T from one call to the next until reset_state(), for a sequence
             fed in chunks; gradients flow across chunks until detach_state().
