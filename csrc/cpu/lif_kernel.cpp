@@ -229,9 +229,10 @@ void backward(const LIFParams& p) {
         if (p.grad_membrane) prefetch_row<0>(static_cast<const acc_t*>(p.grad_membrane) + ahead, len);
         if (p.x) prefetch_row<0>(static_cast<const scalar_t*>(p.x) + ahead, len);
       }
-      if (t > 0) {
+      // u_{t-1} enters only the gradient of beta.
+      if (param_grads && t > 0) {
         state_row<acc_t, R>(len, membrane - M, u_prev, np.threshold, v_reset);
-      } else {
+      } else if (param_grads) {
         std::copy(np.u0, np.u0 + len, u_prev);
       }
       const acc_t* grad_membrane =
