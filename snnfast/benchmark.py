@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -39,7 +38,8 @@ def _sync(device: torch.device) -> None:
 
 
 def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of fn() in seconds."""
+    """The best wall time of fn() over `repeats` runs, in seconds: the least disturbed by
+    whatever else the machine does, for every contender alike."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -49,7 +49,7 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def copy_rate(device: torch.device, nbytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -188,7 +188,7 @@ def report(shapes, device: torch.device, repeats: int, include_reference: bool =
         f"Machine: {machine()}; device {device}; {date}; measured copy rate {rate / 1e9:.1f} GB/s "
         f"(read + write).\n"
         f"Neuron: LIF, beta = {BETA}, alpha = {ALPHA}, threshold 1, hard reset to 0, sigmoid surrogate; "
-        f"float32; times are medians of {repeats} runs.\n"
+        f"float32; times are the best of {repeats} runs.\n"
         f"The memory floor is {FORWARD_PASSES + BACKWARD_PASSES} x 4 bytes per neuron-step over the copy rate.\n\n"
         + table(rows)
     )

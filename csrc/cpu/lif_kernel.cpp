@@ -32,16 +32,12 @@ struct BlockParams {
   acc_t beta[kBlock], alpha[kBlock], threshold[kBlock], u0[kBlock];
 
   BlockParams(const LIFParams& p, int64_t m0, int64_t len) {
-    const auto* beta_ = static_cast<const acc_t*>(p.beta);
-    const auto* alpha_ = static_cast<const acc_t*>(p.alpha);
-    const auto* threshold_ = static_cast<const acc_t*>(p.threshold);
-    const auto* u0_ = static_cast<const acc_t*>(p.u0);
     for (int64_t j = 0; j < len; ++j) {
-      const int64_t b = (m0 + j) / p.N, n = (m0 + j) % p.N;
-      beta[j] = beta_[n];
-      alpha[j] = alpha_[n];
-      threshold[j] = threshold_[n];
-      u0[j] = u0_[b * p.u0_batch_stride + n];
+      const NeuronValues<acc_t> v = neuron_values<acc_t>(p, (m0 + j) / p.N, (m0 + j) % p.N);
+      beta[j] = v.beta;
+      alpha[j] = v.alpha;
+      threshold[j] = v.threshold;
+      u0[j] = v.u0;
     }
   }
 };

@@ -72,11 +72,9 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p)
   if (m >= M) return;
   const auto [b, n] = neuron_of(m, M, p.N);
 
-  const acc_t beta = static_cast<const acc_t*>(p.beta)[n];
-  const acc_t alpha = static_cast<const acc_t*>(p.alpha)[n];
-  const acc_t threshold = static_cast<const acc_t*>(p.threshold)[n];
+  const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  acc_t u = static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n];
+  acc_t u = u0;
 
   const scalar_t* x = static_cast<const scalar_t*>(p.x);
   scalar_t* spikes = static_cast<scalar_t*>(p.spikes);
@@ -135,10 +133,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   if (m >= M) return;
   const auto [b, n] = neuron_of(m, M, p.N);
 
-  const acc_t beta = static_cast<const acc_t*>(p.beta)[n];
-  const acc_t alpha = static_cast<const acc_t*>(p.alpha)[n];
-  const acc_t threshold = static_cast<const acc_t*>(p.threshold)[n];
-  const acc_t u0 = static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n];
+  const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
   const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);

@@ -43,6 +43,19 @@ inline float exp_(float v) {
 #endif
 SNNFAST_HD double exp_(double v) { return exp(v); }
 
+// The parameters and initial state of neuron (b, n) of a layer, in the arithmetic type.
+template <typename acc_t>
+struct NeuronValues {
+  acc_t beta, alpha, threshold, u0;
+};
+
+template <typename acc_t>
+SNNFAST_HD NeuronValues<acc_t> neuron_values(const LIFParams& p, int64_t b, int64_t n) {
+  return {static_cast<const acc_t*>(p.beta)[n], static_cast<const acc_t*>(p.alpha)[n],
+          static_cast<const acc_t*>(p.threshold)[n],
+          static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n]};
+}
+
 // s(x), x = h - threshold: the surrogate derivative of the Heaviside spike.
 template <Surrogate S, typename acc_t>
 SNNFAST_HD acc_t surrogate_grad(acc_t x, acc_t param) {
