@@ -1,12 +1,13 @@
 // Schemas of the fused recurrent LIF ops and the device-independent glue behind them: the
-// time loop with one ATen GEMM per step, and the one GEMM for g_V at the end.
+// time loop with one ATen GEMM per step, and one GEMM for g_V at the end.
 //
-// Backward in terms of g_h (the gradient reaching h_t), with g_I_t = alpha g_h_t:
-//   g_o_{t-1} += g_I_t V = g_h_t alpha_V,        alpha_V[k, n] = alpha_k V[k, n]
-//   g_V[k, j]  = sum_{t,b} g_I_t[b, k] o_{t-1}[b, j] = alpha_k M[k, j],   M = g_h^T o_prev
+// Backward, with g_I_t = alpha g_h_t (which is also g_x_t):
+//   g_o_{t-1} += g_I_t V                    one GEMM per step
+//   g_V        = sum_t g_I_t^T o_{t-1}      one GEMM over all (T - 1) B rows at the end
 //   g_alpha_k += sum_{t,b} g_h_t[b, k] I_t[b, k]
-//              = (the x part, from the kernels) + sum_j V[k, j] M[k, j]
-// so the input current I_t need not be kept from the forward pass, and one GEMM gives M.
+//              = (the x part, from the kernels) + sum_j V[k, j] M[k, j],  M = g_h^T o_prev
+// so the input current I_t need not be kept from the forward pass; g_h and M are computed
+// only when alpha needs a gradient.
 #include "recurrent_lif.h"
 
 #include <c10/core/DeviceGuard.h>
@@ -109,11 +110,9 @@ RecurrentBackwardResult recurrent_lif_backward(
   const bool need_x = output_mask[0], need_V = output_mask[1], need_beta = output_mask[2],
              need_alpha = output_mask[3], need_threshold = output_mask[4],
              need_u0 = output_mask[5] && u0.has_value();
-  // M = g_h^T o_prev serves both g_V and the recurrent part of g_alpha.
-  const bool need_M = need_V || need_alpha;
   TORCH_CHECK(!need_alpha || x_in.has_value(),
               "snnfast.recurrent_lif_backward: the gradient of alpha needs the input x");
-  TORCH_CHECK(!need_M || spikes_in.has_value(),
+  TORCH_CHECK(!(need_V || need_alpha) || spikes_in.has_value(),
               "snnfast.recurrent_lif_backward: the gradients of V and alpha need the spikes");
   check_surrogate(surrogate, surrogate_param);
 
@@ -124,10 +123,9 @@ RecurrentBackwardResult recurrent_lif_backward(
   if (grad_membrane_in.has_value()) grad_membrane = grad_membrane_in->to(acc).contiguous();
   if (need_alpha) x = x_in->to(acc).contiguous();
   const at::Tensor V = V_in.to(acc).contiguous();
-  const at::Tensor alpha_V = (np.alpha.view({N, 1}) * V).contiguous();
 
-  at::Tensor grad_h = new_output({T, B, N}, options);
-  at::Tensor grad_x = need_x ? new_output({T, B, N}, options) : at::Tensor();
+  at::Tensor grad_x = new_output({T, B, N}, options);  // g_I: always, see recurrent.h
+  at::Tensor grad_h = need_alpha ? new_output({T, B, N}, options) : at::Tensor();
   auto partial = [&](bool needed) { return needed ? at::zeros({B, N}, options) : at::Tensor(); };
   at::Tensor grad_beta = partial(need_beta), grad_alpha = partial(need_alpha),
              grad_threshold = partial(need_threshold);
@@ -145,40 +143,41 @@ RecurrentBackwardResult recurrent_lif_backward(
   p.x = ptr(x);
   p.grad_spikes = grad_spikes.data_ptr();
   p.grad_membrane = ptr(grad_membrane);
-  p.grad_x = ptr(grad_x);
+  p.grad_x = grad_x.data_ptr();
   p.grad_beta = ptr(grad_beta);
   p.grad_alpha = ptr(grad_alpha);
   p.grad_threshold = ptr(grad_threshold);
   p.grad_u0 = grad_u.data_ptr();
-  p.alpha_V = alpha_V.data_ptr();
+  p.V = V.data_ptr();
   p.grad_recurrent = grad_recurrent.data_ptr();
-  p.grad_h = grad_h.data_ptr();
+  p.grad_h = ptr(grad_h);
 
   if (T > 0 && B * N > 0 &&
       !(kernels.backward_sequence != nullptr && kernels.backward_sequence(p, acc))) {
     for (int64_t t = T - 1; t >= 0; --t) {
       kernels.backward_step(p, t, acc);
-      if (t > 0) at::mm_out(grad_recurrent, grad_h.select(0, t), alpha_V);
+      if (t > 0) at::mm_out(grad_recurrent, grad_x.select(0, t), V);
     }
   }
 
+  // sum over t = 1..T-1 and b of g[t, b, :]^T o_{t-1}[b, :]: step t = 0 has o_{-1} = 0.
+  const int64_t rows = std::max<int64_t>(T - 1, 0) * B;
+  auto times_previous_spikes = [&](const at::Tensor& g) {
+    if (rows == 0) return at::zeros({N, N}, options);
+    return at::mm(g.narrow(0, 1, T - 1).reshape({rows, N}).t(),
+                  spikes_in->to(acc).narrow(0, 0, T - 1).reshape({rows, N}));
+  };
   const at::IntArrayRef F = membrane.sizes().slice(2);
-  at::Tensor M;
-  if (need_M) {
-    // Step t = 0 has o_{-1} = 0, so only steps 1..T-1 enter: one GEMM over (T - 1) * B rows.
-    const int64_t rows = std::max<int64_t>(T - 1, 0) * B;
-    const at::Tensor spikes = spikes_in->to(acc);
-    M = rows > 0 ? at::mm(grad_h.narrow(0, 1, T - 1).reshape({rows, N}).t(),
-                          spikes.narrow(0, 0, T - 1).reshape({rows, N}))
-                 : at::zeros({N, N}, options);
-  }
   auto empty = [&] { return at::empty({0}, options); };
+  at::Tensor grad_alpha_out = empty();
+  if (need_alpha) {
+    const at::Tensor recurrent_part = (V * times_previous_spikes(grad_h)).sum(1).view({1, N});
+    grad_alpha_out = reduce_to_param(grad_alpha.sum(0, true) + recurrent_part, alpha, F);
+  }
   return {need_x ? grad_x.to(dtype) : empty(),
-          need_V ? (np.alpha.view({N, 1}) * M).to(V_in.scalar_type()) : empty(),
+          need_V ? times_previous_spikes(grad_x).to(V_in.scalar_type()) : empty(),
           need_beta ? reduce_to_param(grad_beta, beta, F) : empty(),
-          need_alpha ? reduce_to_param(grad_alpha.sum(0, true) + (V * M).sum(1).view({1, N}),
-                                       alpha, F)
-                     : empty(),
+          grad_alpha_out,
           need_threshold ? reduce_to_param(grad_threshold, threshold, F) : empty(),
           need_u0 ? grad_u.view({B, N}).sum_to_size(u0->sizes()).to(u0->scalar_type())
                   : empty()};

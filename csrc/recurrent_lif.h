@@ -17,7 +17,7 @@ namespace snnfast {
 
 struct RecurrentKernels {
   // The neuron of step t for the acc dtype: forward reads x_t and p.recurrent and writes
-  // h_t, o_t (and u_T at the last step); backward reads p.grad_recurrent and writes g_h_t.
+  // h_t, o_t (and u_T at the last step); backward reads p.grad_recurrent and writes g_I_t.
   void (*forward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
   void (*backward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
   // All T steps at once where the device can (null or false: the glue runs the steps).

@@ -2,7 +2,7 @@
 //
 // Where V fits in shared memory (float32 up to N of about 230 on an H100, 200 on an A100)
 // a persistent kernel runs the whole sequence in one launch: one block per batch row, one
-// thread per neuron, V in shared memory, the spikes (forward) or g_h (backward) of the
+// thread per neuron, V in shared memory, the spikes (forward) or g_I (backward) of the
 // previous step exchanged through a double buffer in shared memory with one barrier per
 // step. Above that the glue's time loop runs: one cuBLAS GEMM (at::mm_out on the current
 // stream) and one launch of the neuron step kernel per step.
@@ -71,8 +71,8 @@ __global__ void backward_step_kernel(const RecurrentLIFParams p, int64_t t) {
         in<acc_t>(p.membrane)[i], in<acc_t>(p.grad_spikes)[i] + in<acc_t>(p.grad_recurrent)[m],
         p.grad_membrane ? in<acc_t>(p.grad_membrane)[i] : acc_t(0), *g_u, threshold, v_reset,
         param, p.detach_reset);
-    out<acc_t>(p.grad_h)[i] = g.h;
-    if (p.grad_x) out<acc_t>(p.grad_x)[i] = in<acc_t>(p.alpha)[n] * g.h;
+    out<acc_t>(p.grad_x)[i] = in<acc_t>(p.alpha)[n] * g.h;
+    if (p.grad_h) out<acc_t>(p.grad_h)[i] = g.h;
     if (p.grad_beta) {
       const acc_t u_prev = t > 0 ? state_after<R>(in<acc_t>(p.membrane)[i - BN], threshold, v_reset)
                                  : in<acc_t>(p.u0)[b * p.u0_batch_stride + n];
@@ -179,10 +179,10 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
   const int N = static_cast<int>(p.N);
   const int64_t BN = p.B * p.N, b = blockIdx.x;
   const int n = threadIdx.x;
-  // alpha_V[k * N + n] as in global memory: thread n reads column n, consecutive words.
-  acc_t* alpha_V = reinterpret_cast<acc_t*>(smem);
-  acc_t* grad_h_rows = alpha_V + N * N;  // g_h_t in row t % 2
-  for (int k = threadIdx.x; k < N * N; k += blockDim.x) alpha_V[k] = in<acc_t>(p.alpha_V)[k];
+  // V as in global memory: thread n reads column n, V[k * N + n], consecutive words.
+  acc_t* V = reinterpret_cast<acc_t*>(smem);
+  acc_t* grad_current_rows = V + N * N;  // g_I_t in row t % 2
+  for (int k = threadIdx.x; k < N * N; k += blockDim.x) V[k] = in<acc_t>(p.V)[k];
 
   const bool active = n < N;
   const int64_t state = b * N + n;
@@ -201,28 +201,29 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
   __syncthreads();
 
   for (int64_t t = p.T - 1; t >= 0; --t) {
-    acc_t* grad_h_row = grad_h_rows + (t & 1) * N;
+    acc_t* grad_current_row = grad_current_rows + (t & 1) * N;
     if (active) {
       const int64_t i = t * BN + state;
       const StepGrad<acc_t> g = backward_step<R, S>(
           in<acc_t>(p.membrane)[i], in<acc_t>(p.grad_spikes)[i] + grad_recurrent,
           p.grad_membrane ? in<acc_t>(p.grad_membrane)[i] : acc_t(0), g_u, threshold, v_reset,
           param, p.detach_reset);
-      out<acc_t>(p.grad_h)[i] = g.h;
-      if (p.grad_x) out<acc_t>(p.grad_x)[i] = alpha * g.h;
+      const acc_t grad_current = alpha * g.h;
+      out<acc_t>(p.grad_x)[i] = grad_current;
+      if (p.grad_h) out<acc_t>(p.grad_h)[i] = g.h;
       const acc_t u_prev =
           t > 0 ? state_after<R>(in<acc_t>(p.membrane)[i - BN], threshold, v_reset) : u0;
       g_beta += g.h * u_prev;
       if (p.x) g_alpha += g.h * in<acc_t>(p.x)[i];
       g_threshold += g.threshold;
       g_u = beta * g.h;
-      grad_h_row[n] = g.h;
+      grad_current_row[n] = grad_current;
     }
     __syncthreads();  // as in the forward kernel: one barrier per step, two rows
     if (active && t > 0) {
-      // g_o_{t-1} through V: (g_h_t alpha_V)[n].
+      // g_o_{t-1} through V: (g_I_t V)[n].
       grad_recurrent = 0;
-      for (int k = 0; k < N; ++k) grad_recurrent += grad_h_row[k] * alpha_V[k * N + n];
+      for (int k = 0; k < N; ++k) grad_recurrent += grad_current_row[k] * V[k * N + n];
     }
   }
   if (active) {
