@@ -20,9 +20,6 @@ using LIFKernel = void (*)(const LIFParams&, at::ScalarType);
 using LIFForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using LIFBackwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
-Reset parse_reset(const std::string& reset);
-Surrogate parse_surrogate(const std::string& surrogate);
-
 LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                              const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                              const std::string& reset, double v_reset, bool detach_reset,

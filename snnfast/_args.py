@@ -82,6 +82,25 @@ def check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> 
     return surrogates.get(surrogate)
 
 
+def check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> surrogates.Surrogate:
+    """check_lif_args, plus x of shape [T, B, N] and V an [N, N] tensor on x's device."""
+    check_input(x)
+    if x.dim() != 3:
+        raise ValueError(f"x must be [T, B, N] for a recurrent layer, got shape {tuple(x.shape)}")
+    if not isinstance(V, torch.Tensor):
+        raise TypeError(f"V must be a torch.Tensor, got {type(V).__name__}")
+    if not V.is_floating_point():
+        raise TypeError(f"V must be floating point, got {V.dtype}")
+    N = x.shape[2]
+    if V.dim() != 2 or V.shape[0] != V.shape[1]:
+        raise ValueError(f"V must be a square [N, N] matrix, got shape {tuple(V.shape)}")
+    if V.shape[0] != N:
+        raise ValueError(f"V has shape {tuple(V.shape)} but x has N = {N} neurons; expected V of shape ({N}, {N})")
+    if V.device != x.device:
+        raise ValueError(f"V is on {V.device} but x is on {x.device}")
+    return check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+
+
 def as_tensor(value) -> torch.Tensor:
     """A parameter as a tensor: a float becomes a 0-d CPU tensor, which the op reads as a
     scalar on any device (no copy to the GPU, no synchronisation)."""

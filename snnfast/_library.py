@@ -35,3 +35,6 @@ def _devices(op: str) -> frozenset:
 
 # The device types that have a compiled kernel for the fused LIF op.
 LIF_DEVICES = _devices("snnfast::lif")
+
+# The device types that have a compiled kernel for the fused recurrent LIF op.
+RECURRENT_LIF_DEVICES = _devices("snnfast::recurrent_lif")

@@ -39,6 +39,51 @@ def _broadcast(value, F: tuple, dtype: torch.dtype, name: str):
     return value
 
 
+def lif_step(u, current, beta, alpha, threshold, reset, v_reset, detach_reset, surrogate):
+    """One time step of the neuron from the state u_{t-1} and the input current I_t.
+
+    beta, alpha and threshold broadcast over u (floats or tensors shaped by _broadcast);
+    surrogate is an object of snnfast.surrogate. Returns (o_t, h_t, u_t).
+    """
+    h = beta * u + alpha * current
+    o = _Spike.apply(h - threshold, surrogate)
+    o_reset = o.detach() if detach_reset else o
+    if reset == "hard":
+        u = o_reset * v_reset + (1 - o_reset) * h
+    elif reset == "soft":
+        u = h - threshold * o_reset
+    else:
+        u = h
+    return o, h, u
+
+
+def _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
+         return_state, return_membrane):
+    """The loop over time shared by lif (V is None) and recurrent_lif."""
+    acc = _args.acc_dtype(x.dtype)
+    F = tuple(x.shape[2:])
+    beta = _broadcast(beta, F, acc, "beta")
+    alpha = _broadcast(alpha, F, acc, "alpha")
+    threshold = _broadcast(threshold, F, acc, "threshold")
+    V = None if V is None else V.to(acc)
+
+    u = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
+    if u0 is not None:
+        u = u + (u0.to(acc) if isinstance(u0, torch.Tensor) else float(u0))
+    o = None  # o_0 = 0: no recurrent input at the first step
+    spikes, membrane = [], []
+    for x_t in x.to(acc).unbind(0):
+        current = x_t if V is None or o is None else x_t + o @ V.t()
+        o, h, u = lif_step(u, current, beta, alpha, threshold, reset, v_reset, detach_reset, surrogate)
+        spikes.append(o)
+        membrane.append(h)
+
+    empty = x.new_empty(x.shape, dtype=acc)
+    spikes = (torch.stack(spikes) if spikes else empty).to(x.dtype)
+    membrane = torch.stack(membrane) if membrane else empty
+    return _args.results(spikes, u, membrane, return_state, return_membrane)
+
+
 def lif(
     x: torch.Tensor,
     beta,
@@ -55,31 +100,26 @@ def lif(
 ):
     """Same arguments and results as snnfast.lif."""
     surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
-    acc = _args.acc_dtype(x.dtype)
-    F = tuple(x.shape[2:])
-    beta = _broadcast(beta, F, acc, "beta")
-    alpha = _broadcast(alpha, F, acc, "alpha")
-    threshold = _broadcast(threshold, F, acc, "threshold")
+    return _run(x, None, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
+                return_state, return_membrane)
 
-    u = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
-    if u0 is not None:
-        u = u + (u0.to(acc) if isinstance(u0, torch.Tensor) else float(u0))
-    spikes, membrane = [], []
-    for x_t in x.to(acc).unbind(0):
-        h = beta * u + alpha * x_t
-        o = _Spike.apply(h - threshold, surrogate)
-        o_reset = o.detach() if detach_reset else o
-        if reset == "hard":
-            u = o_reset * v_reset + (1 - o_reset) * h
-        elif reset == "soft":
-            u = h - threshold * o_reset
-        else:
-            u = h
-        spikes.append(o)
-        membrane.append(h)
 
-    empty = x.new_empty(x.shape, dtype=acc)
-    spikes = (torch.stack(spikes) if spikes else empty).to(x.dtype)
-    membrane = torch.stack(membrane) if membrane else empty
-    return _args.results(spikes, u, membrane, return_state, return_membrane)
-
+def recurrent_lif(
+    x: torch.Tensor,
+    V: torch.Tensor,
+    beta,
+    *,
+    alpha=1.0,
+    threshold=1.0,
+    reset: str = "hard",
+    v_reset: float = 0.0,
+    detach_reset: bool = False,
+    u0=None,
+    surrogate="rectangle",
+    return_state: bool = False,
+    return_membrane: bool = False,
+):
+    """Same arguments and results as snnfast.recurrent_lif: lif with I_t = x_t + o_{t-1} V^T."""
+    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    return _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
+                return_state, return_membrane)

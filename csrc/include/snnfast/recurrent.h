@@ -1,0 +1,32 @@
+// The description of a recurrent LIF layer that the glue hands to its kernels: a LIFParams
+// over [T, B, N], with I_t = x_t + o_{t-1} V^T as the input current (neuron-spec.md), plus
+// the recurrent weights and the buffers that carry the recurrence between time steps.
+#pragma once
+
+#include "snnfast/neuron.h"
+
+namespace snnfast {
+
+// Every tensor is in the arithmetic dtype (float or double): the op computes in it and the
+// glue casts x, spikes and grad_x from and to the input dtype. The LIFParams fields keep
+// their meaning, with three differences:
+//  - grad_x is always given: g_x_t = g_I_t = alpha g_h_t, which the recurrence
+//    (g_o_{t-1} += g_I_t V) and g_V need whether or not x needs a gradient;
+//  - grad_u0 is always given, because it carries the gradient of u_t from step to step;
+//  - the parameter-gradient partial sums are accumulated (+=) into buffers the glue zeroes,
+//    so that a kernel may run one step at a time.
+struct RecurrentLIFParams : LIFParams {
+  const void* V = nullptr;  // [N, N]: I_t = x_t + o_{t-1} V^T; g_o_{t-1} += g_I_t V
+
+  // Per-step kernels: the recurrent term of the step being run, [B, N]; the glue writes it
+  // with a GEMM between steps and zeroes it for the first step.
+  const void* recurrent = nullptr;       // forward step t: o_{t-1} V^T
+  const void* grad_recurrent = nullptr;  // backward step t: g_I_{t+1} V, the gradient
+                                         // reaching o_t through V
+
+  // [T, B, N], g_h_t; only when alpha needs a gradient (its recurrent part, see
+  // recurrent_lif.cpp), else null.
+  void* grad_h = nullptr;
+};
+
+}  // namespace snnfast

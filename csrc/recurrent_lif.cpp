@@ -1,0 +1,200 @@
+// Schemas of the fused recurrent LIF ops and the device-independent glue behind them: the
+// time loop with one ATen GEMM per step, and one GEMM for g_V at the end.
+//
+// Backward, with g_I_t = alpha g_h_t (which is also g_x_t):
+//   g_o_{t-1} += g_I_t V                    one GEMM per step
+//   g_V        = sum_t g_I_t^T o_{t-1}      one GEMM over all (T - 1) B rows at the end
+//   g_alpha_k += sum_{t,b} g_h_t[b, k] I_t[b, k]
+//              = (the x part, from the kernels) + sum_j V[k, j] M[k, j],  M = g_h^T o_prev
+// so the input current I_t need not be kept from the forward pass; g_h and M are computed
+// only when alpha needs a gradient.
+#include "recurrent_lif.h"
+
+#include <c10/core/DeviceGuard.h>
+#include <torch/library.h>
+
+#include "neuron_glue.h"
+
+namespace snnfast {
+namespace {
+
+void check_inputs(const at::Tensor& x, const at::Tensor& V) {
+  TORCH_CHECK(x.dim() == 3, "snnfast.recurrent_lif: x must be [T, B, N], got shape ", x.sizes());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
+              "snnfast.recurrent_lif: x must be floating point, got ", x.scalar_type());
+  TORCH_CHECK(at::isFloatingType(V.scalar_type()),
+              "snnfast.recurrent_lif: V must be floating point, got ", V.scalar_type());
+  TORCH_CHECK(V.dim() == 2 && V.size(0) == V.size(1) && V.size(0) == x.size(2),
+              "snnfast.recurrent_lif: V must be [N, N] with N = ", x.size(2),
+              " (the neurons of x), got shape ", V.sizes());
+  TORCH_CHECK(V.device() == x.device(), "snnfast.recurrent_lif: V is on ", V.device(),
+              " but x is on ", x.device());
+}
+
+LIFParams sizes_and_neuron(int64_t T, int64_t B, int64_t N, const NeuronParams& np,
+                           const std::string& reset, double v_reset, bool detach_reset) {
+  LIFParams p;
+  p.T = T;
+  p.B = B;
+  p.N = N;
+  fill_neuron(p, np, reset, v_reset, detach_reset);
+  return p;
+}
+
+void* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+}  // namespace
+
+RecurrentForwardResult recurrent_lif_forward(
+    const at::Tensor& x_in, const at::Tensor& V_in, const at::Tensor& beta,
+    const at::Tensor& alpha, const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
+    const std::string& reset, double v_reset, bool detach_reset, const std::string& surrogate,
+    double surrogate_param, const RecurrentKernels& kernels) {
+  check_inputs(x_in, V_in);
+  check_surrogate(surrogate, surrogate_param);
+  const c10::DeviceGuard device_guard(x_in.device());  // the kernels launch on the current device
+  const at::ScalarType acc = acc_type(x_in.scalar_type());
+  const at::Tensor x = x_in.to(acc).contiguous();
+  const at::Tensor V = V_in.to(acc).contiguous();
+  const int64_t T = x.size(0), B = x.size(1), N = x.size(2);
+  const NeuronParams np = neuron_params(x, beta, alpha, threshold, u0, B);
+  const auto options = x.options();
+
+  at::Tensor spikes = new_output(x.sizes(), options);
+  at::Tensor membrane = new_output(x.sizes(), options);
+  at::Tensor u_last = new_output({B, N}, options);
+  at::Tensor recurrent = at::zeros({B, N}, options);  // o_0 V^T = 0
+
+  RecurrentLIFParams p;
+  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, reset, v_reset, detach_reset);
+  p.x = x.data_ptr();
+  p.spikes = spikes.data_ptr();
+  p.membrane = membrane.data_ptr();
+  p.u_last = u_last.data_ptr();
+  p.V = V.data_ptr();
+  p.recurrent = recurrent.data_ptr();
+
+  if (T == 0) {
+    u_last.copy_(np.u0.values.view({np.u0.batch_stride == 0 ? 1 : B, N}).expand({B, N}));
+  } else if (B * N > 0 &&
+             !(kernels.forward_sequence != nullptr && kernels.forward_sequence(p, acc))) {
+    const at::Tensor V_t = V.t();
+    for (int64_t t = 0; t < T; ++t) {
+      if (t > 0) at::mm_out(recurrent, spikes.select(0, t - 1), V_t);
+      kernels.forward_step(p, t, acc);
+    }
+  }
+  return {spikes.to(x_in.scalar_type()), membrane, u_last};
+}
+
+RecurrentBackwardResult recurrent_lif_backward(
+    const at::Tensor& grad_spikes_in, const std::optional<at::Tensor>& grad_membrane_in,
+    const std::optional<at::Tensor>& grad_u_last_in, const std::optional<at::Tensor>& spikes_in,
+    const at::Tensor& membrane, const std::optional<at::Tensor>& x_in, const at::Tensor& V_in,
+    const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
+    const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
+    bool detach_reset, const std::string& surrogate, double surrogate_param,
+    std::array<bool, 6> output_mask, const RecurrentKernels& kernels) {
+  TORCH_CHECK(membrane.is_contiguous() && membrane.dim() == 3,
+              "snnfast.recurrent_lif_backward: membrane must be the contiguous [T, B, N] trace of the forward pass");
+  const int64_t T = membrane.size(0), B = membrane.size(1), N = membrane.size(2);
+  const at::ScalarType dtype = grad_spikes_in.scalar_type();
+  const at::ScalarType acc = membrane.scalar_type();
+  TORCH_CHECK(acc == acc_type(dtype), "snnfast.recurrent_lif_backward: membrane is ", acc,
+              " but grad_spikes is ", dtype);
+  TORCH_CHECK(grad_spikes_in.sizes() == membrane.sizes(),
+              "snnfast.recurrent_lif_backward: grad_spikes has shape ", grad_spikes_in.sizes(),
+              ", expected ", membrane.sizes());
+  check_inputs(membrane, V_in);
+  const c10::DeviceGuard device_guard(membrane.device());
+  const bool need_x = output_mask[0], need_V = output_mask[1], need_beta = output_mask[2],
+             need_alpha = output_mask[3], need_threshold = output_mask[4],
+             need_u0 = output_mask[5] && u0.has_value();
+  TORCH_CHECK(!need_alpha || x_in.has_value(),
+              "snnfast.recurrent_lif_backward: the gradient of alpha needs the input x");
+  TORCH_CHECK(!(need_V || need_alpha) || spikes_in.has_value(),
+              "snnfast.recurrent_lif_backward: the gradients of V and alpha need the spikes");
+  check_surrogate(surrogate, surrogate_param);
+
+  const NeuronParams np = neuron_params(membrane, beta, alpha, threshold, u0, B);
+  const auto options = membrane.options();
+  const at::Tensor grad_spikes = grad_spikes_in.to(acc).contiguous();
+  at::Tensor grad_membrane, x;
+  if (grad_membrane_in.has_value()) grad_membrane = grad_membrane_in->to(acc).contiguous();
+  if (need_alpha) x = x_in->to(acc).contiguous();
+  const at::Tensor V = V_in.to(acc).contiguous();
+
+  at::Tensor grad_x = new_output({T, B, N}, options);  // g_I: always, see recurrent.h
+  at::Tensor grad_h = need_alpha ? new_output({T, B, N}, options) : at::Tensor();
+  auto partial = [&](bool needed) { return needed ? at::zeros({B, N}, options) : at::Tensor(); };
+  at::Tensor grad_beta = partial(need_beta), grad_alpha = partial(need_alpha),
+             grad_threshold = partial(need_threshold);
+  // g_u: from the final state at t = T, the gradient of u0 once the loop is done.
+  at::Tensor grad_u = grad_u_last_in.has_value()
+                          ? grad_u_last_in->to(acc).reshape({B, N}).clone(at::MemoryFormat::Contiguous)
+                          : at::zeros({B, N}, options);
+  at::Tensor grad_recurrent = at::zeros({B, N}, options);  // nothing reaches o_T through V
+
+  RecurrentLIFParams p;
+  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, reset, v_reset, detach_reset);
+  p.surrogate = parse_surrogate(surrogate);
+  p.surrogate_param = surrogate_param;
+  p.membrane = membrane.data_ptr();
+  p.x = ptr(x);
+  p.grad_spikes = grad_spikes.data_ptr();
+  p.grad_membrane = ptr(grad_membrane);
+  p.grad_x = grad_x.data_ptr();
+  p.grad_beta = ptr(grad_beta);
+  p.grad_alpha = ptr(grad_alpha);
+  p.grad_threshold = ptr(grad_threshold);
+  p.grad_u0 = grad_u.data_ptr();
+  p.V = V.data_ptr();
+  p.grad_recurrent = grad_recurrent.data_ptr();
+  p.grad_h = ptr(grad_h);
+
+  if (T > 0 && B * N > 0 &&
+      !(kernels.backward_sequence != nullptr && kernels.backward_sequence(p, acc))) {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      kernels.backward_step(p, t, acc);
+      if (t > 0) at::mm_out(grad_recurrent, grad_x.select(0, t), V);
+    }
+  }
+
+  // sum over t = 1..T-1 and b of g[t, b, :]^T o_{t-1}[b, :]: step t = 0 has o_{-1} = 0.
+  const int64_t rows = std::max<int64_t>(T - 1, 0) * B;
+  auto times_previous_spikes = [&](const at::Tensor& g) {
+    if (rows == 0) return at::zeros({N, N}, options);
+    return at::mm(g.narrow(0, 1, T - 1).reshape({rows, N}).t(),
+                  spikes_in->to(acc).narrow(0, 0, T - 1).reshape({rows, N}));
+  };
+  const at::IntArrayRef F = membrane.sizes().slice(2);
+  auto empty = [&] { return at::empty({0}, options); };
+  at::Tensor grad_alpha_out = empty();
+  if (need_alpha) {
+    const at::Tensor recurrent_part = (V * times_previous_spikes(grad_h)).sum(1).view({1, N});
+    grad_alpha_out = reduce_to_param(grad_alpha.sum(0, true) + recurrent_part, alpha, F);
+  }
+  return {need_x ? grad_x.to(dtype) : empty(),
+          need_V ? times_previous_spikes(grad_x).to(V_in.scalar_type()) : empty(),
+          need_beta ? reduce_to_param(grad_beta, beta, F) : empty(),
+          grad_alpha_out,
+          need_threshold ? reduce_to_param(grad_threshold, threshold, F) : empty(),
+          need_u0 ? grad_u.view({B, N}).sum_to_size(u0->sizes()).to(u0->options())
+                  : empty()};
+}
+
+TORCH_LIBRARY_FRAGMENT(snnfast, m) {
+  m.def(
+      "recurrent_lif(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "
+      "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "
+      "float surrogate_param) -> (Tensor spikes, Tensor membrane, Tensor u_last)");
+  m.def(
+      "recurrent_lif_backward(Tensor grad_spikes, Tensor? grad_membrane, Tensor? grad_u_last, "
+      "Tensor? spikes, Tensor membrane, Tensor? x, Tensor V, Tensor beta, Tensor alpha, "
+      "Tensor threshold, Tensor? u0, str reset, float v_reset, bool detach_reset, "
+      "str surrogate, float surrogate_param, bool[6] output_mask) -> (Tensor grad_x, "
+      "Tensor grad_V, Tensor grad_beta, Tensor grad_alpha, Tensor grad_threshold, "
+      "Tensor grad_u0)");
+}
+
+}  // namespace snnfast

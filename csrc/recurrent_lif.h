@@ -1,0 +1,72 @@
+// The glue of the fused recurrent LIF op (snnfast::recurrent_lif), shared by every device.
+// It owns the time loop: per step one GEMM through ATen (on whatever device the tensors
+// are) and one call of the device's fused neuron step. A device may instead run the whole
+// sequence in one launch (the CUDA persistent kernel), and say so by returning true.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "snnfast/recurrent.h"
+
+namespace snnfast {
+
+struct RecurrentKernels {
+  // The neuron of step t for the acc dtype: forward reads x_t and p.recurrent and writes
+  // h_t, o_t (and u_T at the last step); backward reads p.grad_recurrent and writes g_I_t.
+  void (*forward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
+  void (*backward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
+  // All T steps at once where the device can (null or false: the glue runs the steps).
+  bool (*forward_sequence)(const RecurrentLIFParams&, at::ScalarType acc);
+  bool (*backward_sequence)(const RecurrentLIFParams&, at::ScalarType acc);
+};
+
+using RecurrentForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+using RecurrentBackwardResult =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+RecurrentForwardResult recurrent_lif_forward(
+    const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
+    const at::Tensor& threshold, const std::optional<at::Tensor>& u0, const std::string& reset,
+    double v_reset, bool detach_reset, const std::string& surrogate, double surrogate_param,
+    const RecurrentKernels& kernels);
+
+RecurrentBackwardResult recurrent_lif_backward(
+    const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_membrane,
+    const std::optional<at::Tensor>& grad_u_last, const std::optional<at::Tensor>& spikes,
+    const at::Tensor& membrane, const std::optional<at::Tensor>& x, const at::Tensor& V,
+    const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
+    const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
+    bool detach_reset, const std::string& surrogate, double surrogate_param,
+    std::array<bool, 6> output_mask, const RecurrentKernels& kernels);
+
+// The signatures of the registered ops, bound to one device's kernels.
+template <const RecurrentKernels* kernels>
+RecurrentForwardResult recurrent_lif_forward_with(
+    const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
+    const at::Tensor& threshold, const std::optional<at::Tensor>& u0, c10::string_view reset,
+    double v_reset, bool detach_reset, c10::string_view surrogate, double surrogate_param) {
+  return recurrent_lif_forward(x, V, beta, alpha, threshold, u0, std::string(reset), v_reset,
+                               detach_reset, std::string(surrogate), surrogate_param, *kernels);
+}
+
+template <const RecurrentKernels* kernels>
+RecurrentBackwardResult recurrent_lif_backward_with(
+    const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_membrane,
+    const std::optional<at::Tensor>& grad_u_last, const std::optional<at::Tensor>& spikes,
+    const at::Tensor& membrane, const std::optional<at::Tensor>& x, const at::Tensor& V,
+    const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
+    const std::optional<at::Tensor>& u0, c10::string_view reset, double v_reset,
+    bool detach_reset, c10::string_view surrogate, double surrogate_param,
+    std::array<bool, 6> output_mask) {
+  return recurrent_lif_backward(grad_spikes, grad_membrane, grad_u_last, spikes, membrane, x, V,
+                                beta, alpha, threshold, u0, std::string(reset), v_reset,
+                                detach_reset, std::string(surrogate), surrogate_param,
+                                output_mask, *kernels);
+}
+
+}  // namespace snnfast
