@@ -8,7 +8,6 @@ import torch
 import snnfast
 from snnfast import reference, surrogate
 from snnfast.nn import DALIF, IF, LIF, RecurrentLIF, TimeDistributed, TimeDropout
-from snnfast.nn.recurrent import _recurrent_lif_loop
 
 DTYPE = torch.float64
 T, B = 7, 3
@@ -245,7 +244,6 @@ def _recurrent_oracle(x, weight, bias, V, **options):
 @pytest.mark.parametrize("options", [dict(beta=0.8), dict(beta=0.5, reset="soft", threshold=0.7),
                                      dict(leak="learnable", beta=0.6, decay_input=True)])
 def test_recurrent_lif_equals_reference_loop(options):
-    """Runs through snnfast.recurrent_lif when the build has it, else the temporary loop."""
     layer = RecurrentLIF(6, 5, **options).to(DTYPE)
     with torch.no_grad():
         layer.V.mul_(4)  # strong recurrence, so that it changes the spikes
@@ -265,36 +263,6 @@ def test_recurrent_lif_equals_reference_loop(options):
         ref = _recurrent_oracle(x, weight, bias, V, **options)
     torch.testing.assert_close(out, ref)
     _assert_close(_grads(out, grad_out, params), _grads(ref, grad_out, oracle_params))
-
-
-def test_recurrent_fallback_loop_matches_reference_with_state():
-    x, V = _input(T, B, 5), (torch.randn(5, 5, dtype=DTYPE) * 2).requires_grad_()
-    u0 = torch.rand(B, 5, dtype=DTYPE, requires_grad=True)
-    spikes, u_last, membrane = _recurrent_lif_loop(x, V, 0.7, u0=u0, reset="soft", return_state=True,
-                                                   return_membrane=True)
-    o, u, hs = torch.zeros(B, 5, dtype=DTYPE), u0, []
-    outs = []
-    for x_t in x:
-        o, u, h = reference.lif((x_t + o @ V.t())[None], 0.7, u0=u, reset="soft", return_state=True,
-                                return_membrane=True)
-        o = o[0]
-        outs.append(o)
-        hs.append(h[0])
-    torch.testing.assert_close(spikes, torch.stack(outs))
-    torch.testing.assert_close(u_last, u)
-    torch.testing.assert_close(membrane, torch.stack(hs))
-    grad_out = torch.randn_like(spikes)
-    _assert_close(_grads(spikes, grad_out, [x, V, u0]), _grads(torch.stack(outs), grad_out, [x, V, u0]))
-
-
-@pytest.mark.skipif(not hasattr(snnfast, "recurrent_lif"), reason="snnfast.recurrent_lif is not in this build")
-def test_fused_recurrent_op_equals_fallback_loop():
-    x, V = _input(T, B, 5), (torch.randn(5, 5, dtype=DTYPE) * 2).requires_grad_()
-    grad_out = torch.randn(T, B, 5, dtype=DTYPE)
-    fused = snnfast.recurrent_lif(x, V, 0.6, reset="soft")
-    loop = _recurrent_lif_loop(x, V, 0.6, reset="soft")
-    torch.testing.assert_close(fused, loop)
-    _assert_close(_grads(fused, grad_out, [x, V]), _grads(loop, grad_out, [x, V]))
 
 
 # ---------------------------------------------------------------------------------------

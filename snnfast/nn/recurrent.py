@@ -7,39 +7,10 @@ import math
 import torch
 from torch import nn
 
-from .. import _args
-from ..ops import lif as lif_op
+from ..recurrent import recurrent_lif
 from .neuron import LIF
 
 __all__ = ["RecurrentLIF"]
-
-
-def recurrent_lif_op(x, V, beta, **options):
-    """snnfast.recurrent_lif when the build has it, else the temporary loop below."""
-    import snnfast
-
-    op = getattr(snnfast, "recurrent_lif", None)
-    if op is not None:
-        return op(x, V, beta, **options)
-    return _recurrent_lif_loop(x, V, beta, **options)
-
-
-# TEMPORARY (delete once snnfast.recurrent_lif is merged): the recurrent neuron as a Python
-# loop of one-step snnfast.lif calls, so RecurrentLIF works before the fused op exists.
-def _recurrent_lif_loop(x, V, beta, *, u0=None, return_state=False, return_membrane=False, **options):
-    if x.dim() != 3:
-        raise ValueError(f"x must be [T, B, N] for a recurrent layer, got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        return lif_op(x, beta, u0=u0, return_state=return_state, return_membrane=return_membrane, **options)
-    spikes, membrane = [], []
-    u, o = u0, x.new_zeros(x.shape[1:])
-    for x_t in x.unbind(0):
-        current = (x_t + o @ V.t().to(x.dtype)).unsqueeze(0)
-        o, u, h = lif_op(current, beta, u0=u, return_state=True, return_membrane=True, **options)
-        o = o[0]
-        spikes.append(o)
-        membrane.append(h[0])
-    return _args.results(torch.stack(spikes), u, torch.stack(membrane), return_state, return_membrane)
 
 
 class RecurrentLIF(LIF):
@@ -80,7 +51,7 @@ class RecurrentLIF(LIF):
             # o_0 of this call is the last spike of the previous one.
             first = current[:1] + self._last_spikes @ self.V.t().to(current.dtype)
             current = torch.cat([first, current[1:]])
-        spikes = self._run(current, lambda x, beta, **options: recurrent_lif_op(x, self.V, beta, **options))
+        spikes = self._run(current, lambda x, beta, **options: recurrent_lif(x, self.V, beta, **options))
         if self._carries_state() and spikes.shape[0] > 0:
             self._last_spikes = spikes[-1]
         return spikes[0] if self.step_mode == "s" else spikes
