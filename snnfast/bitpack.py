@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 
 _BITS = 8
+# Spikes packed per block of rows.
+_PACK_BLOCK = 1 << 22
 
 
 def _shifts(device) -> torch.Tensor:
@@ -31,16 +33,29 @@ def pack_bits(spikes: torch.Tensor, *, require_binary: bool = False) -> torch.Te
         raise TypeError(f"spikes must be a torch.Tensor, got {type(spikes).__name__}")
     if spikes.dim() == 0:
         raise ValueError("spikes must have at least one dimension: bits are packed along the last one")
-    nonzero = spikes != 0
-    if require_binary and bool((nonzero & (spikes != 1)).any()):
-        raise ValueError("spikes must hold only 0 and 1 to be packed as bits")
     n = spikes.shape[-1]
+    if n == 0:
+        return torch.empty(spikes.shape, dtype=torch.uint8, device=spikes.device)
+    rows = spikes.reshape(-1, n)
+    packed = torch.empty((rows.shape[0], packed_size(n)), dtype=torch.uint8, device=spikes.device)
+    # Blocks of rows, so that the temporaries (bytes, padded bytes, shifted bits) stay small
+    # beside the input.
+    block = max(1, _PACK_BLOCK // n)
+    for r0 in range(0, rows.shape[0], block):
+        packed[r0:r0 + block] = _pack_rows(rows[r0:r0 + block], require_binary)
+    return packed.view(*spikes.shape[:-1], packed_size(n))
+
+
+def _pack_rows(rows: torch.Tensor, require_binary: bool) -> torch.Tensor:
+    if require_binary and not bool(((rows == 0) | (rows == 1)).all()):
+        raise ValueError("spikes must hold only 0 and 1 to be packed as bits")
+    n = rows.shape[-1]
+    bits = (rows != 0).view(torch.uint8)
     padding = packed_size(n) * _BITS - n
-    bits = nonzero.view(torch.uint8)
     if padding:
         bits = torch.nn.functional.pad(bits, (0, padding))
-    bits = bits.reshape(*spikes.shape[:-1], packed_size(n), _BITS)
-    return (bits << _shifts(spikes.device)).sum(-1, dtype=torch.uint8)
+    bits = bits.reshape(rows.shape[0], packed_size(n), _BITS)
+    return (bits << _shifts(rows.device)).sum(-1, dtype=torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -353,3 +353,34 @@ def test_truncated_backward_equals_detached_chunks(device):
     full, _ = snnfast.run_chunked(step, x, chunk=4)
     full_grads = torch.autograd.grad((full * weights).sum(), params)
     assert any(not torch.allclose(f, w) for f, w in zip(full_grads, want))
+
+
+# --- the combination --------------------------------------------------------------
+
+def test_mlp_of_checkpointed_linear_lifs_equals_plain_float64(device):
+    # Two LinearLIF(segment=K) layers (input and hidden spikes as bits, membranes
+    # checkpointed): the gradients of the plain nn.Linear + snnfast.lif network.
+    torch.manual_seed(11)
+    T, B, sizes = 23, 3, (19, 10, 4)
+    fused = [snnfast.LinearLIF(i, o, beta=0.5, alpha=0.5, surrogate="sigmoid", segment=5).double().to(device)
+             for i, o in zip(sizes, sizes[1:])]
+    plain = [torch.nn.Linear(i, o).double().to(device) for i, o in zip(sizes, sizes[1:])]
+    with torch.no_grad():
+        for f, p in zip(fused, plain):
+            p.weight.copy_(torch.randn(p.weight.shape) * 0.7)
+            p.bias.add_(0.5)
+            f.weight.copy_(p.weight)
+            f.bias.copy_(p.bias)
+    x = (torch.rand(T, B, sizes[0]) < 0.4).double().to(device)
+    labels = torch.randint(sizes[-1], (B,)).to(device)
+    out_fused, out_plain = x, x
+    for f, p in zip(fused, plain):
+        out_fused = f(out_fused)
+        out_plain = snnfast.lif(p(out_plain), 0.5, alpha=0.5, surrogate="sigmoid")
+    assert torch.equal(out_fused, out_plain)
+    assert 0 < out_plain.mean() < 1  # the output layer fires, but not always
+    F.cross_entropy(out_fused.mean(0), labels).backward()
+    F.cross_entropy(out_plain.mean(0), labels).backward()
+    for f, p in zip(fused, plain):
+        torch.testing.assert_close(f.weight.grad, p.weight.grad, **TOLERANCES[torch.float64])
+        torch.testing.assert_close(f.bias.grad, p.bias.grad, **TOLERANCES[torch.float64])
