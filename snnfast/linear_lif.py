@@ -21,7 +21,7 @@ from ._segments import LIFCall
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
 # trace is kept (a checkpointed backward pass works segment by segment anyway).
-_UNPACK_BLOCK = 1 << 22
+_UNPACK_BLOCK = 1 << 20
 
 
 class _LinearLIF(torch.autograd.Function):
