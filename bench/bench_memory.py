@@ -4,6 +4,7 @@ memory and for the same network built from SpikingJelly 2.0 modules.
 
     python bench/bench_memory.py [--T 100 1000 10000] [--plot docs/memory_vs_T.png] [--json FILE]
     python bench/bench_memory.py --check [--T 1000]     # gradients of the ways against the plain path
+    python bench/bench_memory.py --replot A.json B.json --plot docs/memory_vs_T.png
 
 The network: Linear(700, 256) -> LIF -> Linear(256, 20) -> LIF, the output spikes averaged
 over time as logits of a cross-entropy loss (rate readout); B = 32; the input is Bernoulli
@@ -290,12 +291,16 @@ def main(argv=None) -> None:
     parser.add_argument("--plot", default=None, help="PNG of memory against T")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--replot", nargs="+", metavar="JSON", help="only draw --plot from these --json files")
     parser.add_argument("--one", nargs=2, metavar=("WAY", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(measure_one(args.one[0], int(args.one[1]), args.device)))
+        return
+    if args.replot:
+        plot([r for path in args.replot for r in json.load(open(path))], args.plot)
         return
     if args.check:
         for T in args.T:

@@ -13,7 +13,7 @@ current recomputed.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 

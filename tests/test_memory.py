@@ -128,6 +128,18 @@ def test_checkpointed_lower_precision(device, dtype):
                         _lif_args(device, 2, "hard", "sigmoid"), dtype=dtype)
 
 
+def test_checkpointed_only_final_state_used(device):
+    # No gradient reaches the spikes: the backward pass gets None for them.
+    x = make_input((10, 2) + N_FEATURES, torch.float64, device).requires_grad_(True)
+    beta = make_param("neuron", N_FEATURES, device, 0.3, 0.9)
+    grads = []
+    for fn in (snnfast.lif, functools.partial(snnfast.lif_checkpointed, segment=3)):
+        _, u_last = fn(x, beta, surrogate="sigmoid", reset="soft", return_state=True)
+        grads.append(torch.autograd.grad(u_last.sum(), [x, beta]))
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, **TOLERANCES[torch.float64])
+
+
 def test_checkpointed_saves_states_not_the_trace():
     T, B, N, segment = 20, 3, 7, 6
     x = torch.randn(T, B, N, requires_grad=True)
