@@ -1,9 +1,13 @@
 """snnfast: fused spiking-neuron kernels for PyTorch."""
 from . import reference, surrogate
 from .ops import lif
+from .recurrent import recurrent_lif
+from .lowmem import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
 from . import losses, models, nn
 from ._convert import convert
-from .recurrent import recurrent_lif
 
-__all__ = ["lif", "recurrent_lif", "reference", "surrogate", "nn", "losses", "models", "convert"]
+__all__ = [
+    "lif", "recurrent_lif", "reference", "surrogate", "nn", "losses", "models", "convert",
+    "lif_checkpointed", "lif_saved_bf16", "run_chunked", "truncated_backward",
+]
 __version__ = "0.1.0"

@@ -1,10 +1,12 @@
 """snnfast.nn: drop-in spiking layers over time-major sequences [T, B, *F].
 
 Neuron layers (LIF, IF, DALIF, RecurrentLIF) hold parameters and call snnfast.lif;
+LinearLIF fuses a Linear layer into the neuron and saves its input spikes as bits;
 TimeDistributed and TimeDropout apply ordinary layers to sequences.
 """
 from .container import TimeDistributed, TimeDropout
 from .neuron import DALIF, IF, LIF
 from .recurrent import RecurrentLIF
+from ..linear_lif import LinearLIF
 
-__all__ = ["LIF", "IF", "DALIF", "RecurrentLIF", "TimeDistributed", "TimeDropout"]
+__all__ = ["LIF", "IF", "DALIF", "RecurrentLIF", "LinearLIF", "TimeDistributed", "TimeDropout"]

@@ -1,0 +1,204 @@
+"""LinearLIF: a Linear layer and LIF neurons in one autograd node that keeps its binary input
+spikes packed as bits (1 bit per spike instead of 4 bytes) and recomputes the input current
+W s + b where the backward pass needs it.
+
+Saved for backward: the packed input spikes ([T, B, ceil(in_features / 8)] bytes), the
+weight, and either the membrane trace ([T, B, out_features], 4 bytes per neuron-step) or,
+with segment=K, only the state at the start of every segment of K steps (time-checkpointed
+BPTT, as snnfast.lif_checkpointed: each segment's current and membrane are recomputed in the
+backward pass). Not saved: the input current, the float input spikes, the output spikes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from . import _args, _segments, bitpack
+from ._segments import LIFCall
+
+# Elements of unpacked input spikes materialised at a time in the backward pass, when the
+# trace is kept (a checkpointed backward pass works segment by segment anyway).
+_UNPACK_BLOCK = 1 << 20
+
+
+class _LinearLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spikes_in, weight, bias, beta, alpha, threshold, u0, options, segment, check_binary):
+        ctx.set_materialize_grads(False)
+        T, B, n_in = spikes_in.shape
+        try:
+            packed = bitpack.pack_bits(spikes_in, require_binary=check_binary)
+        except ValueError:
+            raise ValueError("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
+                             "use nn.Linear + snnfast.lif for other inputs") from None
+        call = LIFCall(beta, alpha, threshold, options)
+        state_shape = (B, weight.shape[0])
+        if segment is None:
+            spikes, membrane, u_last = call.forward(F.linear(spikes_in, weight, bias), u0)
+            kept = membrane
+        else:
+            # The current is computed segment by segment here too, with the very matrix
+            # shapes the backward pass recomputes it with, so that the recomputation gives the
+            # same bits wherever the matrix product is deterministic for a given shape.
+            ctx.bounds = _segments.segment_bounds(T, segment)
+            spikes, kept, u_last, _ = _segments.forward(
+                call, lambda t0, t1: F.linear(spikes_in[t0:t1], weight, bias), ctx.bounds, u0,
+                state_shape, spikes_in.dtype,
+            )
+        ctx.save_for_backward(packed, weight, bias, beta, alpha, threshold, u0, kept)
+        ctx.segment = segment
+        ctx.options = options
+        ctx.shape = (T, B, n_in)
+        ctx.dtype = spikes_in.dtype
+        return spikes, u_last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_u_last):
+        packed, weight, bias, beta, alpha, threshold, u0, kept = ctx.saved_tensors
+        T, B, n_in = ctx.shape
+        need_in, need_weight, need_bias = ctx.needs_input_grad[:3]
+        need_current = need_in or need_weight or need_bias
+        needs = (need_current,) + tuple(ctx.needs_input_grad[3:7])
+
+        last_unpacked = {}
+
+        def spikes_in(t0, t1):
+            # A checkpointed segment asks twice (its current, then its weight gradient).
+            if (t0, t1) not in last_unpacked:
+                last_unpacked.clear()
+                last_unpacked[(t0, t1)] = bitpack.unpack_bits(packed[t0:t1], n_in, ctx.dtype)
+            return last_unpacked[(t0, t1)]
+
+        def current(t0, t1):
+            return F.linear(spikes_in(t0, t1), weight, bias)
+
+        grad_in = torch.empty(ctx.shape, dtype=ctx.dtype, device=packed.device) if need_in else None
+        grad_weight = torch.zeros_like(weight) if need_weight else None
+        grad_bias = torch.zeros_like(bias) if need_bias else None
+
+        def take_grad_current(t0, t1, grad_current):
+            steps = (t1 - t0) if ctx.segment is not None else max(1, _UNPACK_BLOCK // max(1, B * n_in))
+            for b0 in range(t0, t1, steps):
+                b1 = min(b0 + steps, t1)
+                grad = grad_current[b0 - t0:b1 - t0]
+                if need_weight:
+                    grad_weight.addmm_(grad.flatten(0, 1).t(), spikes_in(b0, b1).flatten(0, 1))
+                if need_bias:
+                    grad_bias.add_(grad.sum((0, 1)))
+                if need_in:
+                    torch.mm(grad.flatten(0, 1), weight, out=grad_in[b0:b1].flatten(0, 1))
+
+        call = LIFCall(beta, alpha, threshold, ctx.options)
+        if ctx.segment is None:
+            grads = _segments.backward(
+                call, current, [(0, T)], u0, None, grad_spikes, None, grad_u_last, needs,
+                take_grad_current, ctx.dtype, membrane=kept,
+            )
+        else:
+            grads = _segments.backward(
+                call, current, ctx.bounds, u0, kept, grad_spikes, None, grad_u_last, needs,
+                take_grad_current, ctx.dtype,
+            )
+        last_unpacked.clear()
+        return (grad_in, grad_weight, grad_bias, *grads, None, None, None)
+
+
+def linear_lif(
+    spikes_in: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    beta,
+    *,
+    alpha=1.0,
+    threshold=1.0,
+    reset: str = "hard",
+    v_reset: float = 0.0,
+    detach_reset: bool = False,
+    u0=None,
+    surrogate="rectangle",
+    segment: Optional[int] = None,
+    check_binary: bool = True,
+    return_state: bool = False,
+):
+    """snnfast.lif(F.linear(spikes_in, weight, bias), beta, ...) in one autograd node that saves
+    spikes_in packed as bits and, with segment=K, only every K-th state of the membrane.
+
+    spikes_in: [T, B, in_features] binary spikes (0 or 1) in a float dtype: packing keeps
+    only whether a value is nonzero. check_binary=True checks it (one more comparison pass
+    over the input, and a device-to-host sync on an accelerator) and raises a ValueError
+    otherwise.
+
+    Gradients (of spikes_in, weight, bias and the neuron's tensors) equal those of
+    nn.Linear + snnfast.lif up to float rounding: the weight's gradient is summed over time
+    in blocks, and the parameter gradients over segments. Returns spikes
+    [T, B, out_features] in spikes_in's dtype, or (spikes, u_T) with return_state.
+    """
+    if not isinstance(spikes_in, torch.Tensor) or spikes_in.dim() != 3:
+        shape = tuple(spikes_in.shape) if isinstance(spikes_in, torch.Tensor) else type(spikes_in).__name__
+        raise ValueError(f"spikes_in must be a [T, B, in_features] tensor, got {shape}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != spikes_in.shape[2]:
+        raise ValueError(
+            f"weight must be [out_features, in_features = {spikes_in.shape[2]}], "
+            f"got {tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}"
+        )
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias must be None or [out_features = {weight.shape[0]}], got {tuple(bias.shape)}")
+    if segment is not None:
+        _segments.check_segment(segment)
+    # The neuron's arguments are checked against an empty current of the layer's output shape,
+    # dtype and device.
+    current_like = spikes_in.new_empty((0, spikes_in.shape[1], weight.shape[0]))
+    surrogate = _args.check_lif_args(current_like, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    _segments.check_device(spikes_in, "spikes_in")
+    beta_t, alpha_t, threshold_t = (_args.as_tensor(p) for p in (beta, alpha, threshold))
+    u0_t = None if u0 is None else _args.as_tensor(u0)
+    spikes, u_last = _LinearLIF.apply(
+        spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t,
+        LIFCall.options_of(reset, v_reset, detach_reset, surrogate), segment, bool(check_binary),
+    )
+    return (spikes, u_last) if return_state else spikes
+
+
+class LinearLIF(torch.nn.Module):
+    """nn.Linear(in_features, out_features) followed by LIF neurons (snnfast.lif), for binary
+    input spikes [T, B, in_features], saving the input as bits; segment=K also checkpoints
+    the membrane every K steps (see linear_lif). The weight and bias are initialised as
+    nn.Linear's. beta, alpha and threshold are floats or tensors (an nn.Parameter is learned);
+    the other arguments are snnfast.lif's."""
+
+    def __init__(self, in_features: int, out_features: int, *, beta, bias: bool = True,
+                 alpha=1.0, threshold=1.0, reset: str = "hard", v_reset: float = 0.0,
+                 detach_reset: bool = False, surrogate="rectangle", segment: Optional[int] = None,
+                 check_binary: bool = True, device=None, dtype=None):
+        super().__init__()
+        factory = dict(device=device, dtype=dtype)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self.bias = torch.nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.beta, self.alpha, self.threshold = beta, alpha, threshold
+        self.reset, self.v_reset, self.detach_reset = reset, v_reset, detach_reset
+        self.surrogate, self.segment, self.check_binary = surrogate, segment, check_binary
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # nn.Linear's initialisation.
+        torch.nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, spikes_in: torch.Tensor, u0=None, return_state: bool = False):
+        return linear_lif(
+            spikes_in, self.weight, self.bias, self.beta, alpha=self.alpha,
+            threshold=self.threshold, reset=self.reset, v_reset=self.v_reset,
+            detach_reset=self.detach_reset, u0=u0, surrogate=self.surrogate,
+            segment=self.segment, check_binary=self.check_binary, return_state=return_state,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, segment={self.segment}, reset={self.reset!r}")
