@@ -10,6 +10,8 @@
 // only when alpha needs a gradient.
 #include "recurrent_lif.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
@@ -42,6 +44,24 @@ LIFParams sizes_and_neuron(int64_t T, int64_t B, int64_t N, const NeuronParams& 
 }
 
 void* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+// Runs loop(b0, b1) over blocks of batch rows: on the CPU's threads when the device asks
+// for it and there is enough work, else once over all rows. See recurrent_lif.h.
+template <typename Loop>
+void for_row_blocks(const RecurrentKernels& kernels, int64_t T, int64_t B, int64_t N,
+                    const Loop& loop) {
+  if (!kernels.rows_on_threads) {
+    loop(0, B);
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(T * N, 1));
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    // The op runs below autograd; the pool's threads must too (V may require grad, and
+    // at::mm_out refuses outputs of inputs that do).
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    loop(b0, b1);
+  });
+}
 
 }  // namespace
 
@@ -79,10 +99,13 @@ RecurrentForwardResult recurrent_lif_forward(
   } else if (B * N > 0 &&
              !(kernels.forward_sequence != nullptr && kernels.forward_sequence(p, acc))) {
     const at::Tensor V_t = V.t();
-    for (int64_t t = 0; t < T; ++t) {
-      if (t > 0) at::mm_out(recurrent, spikes.select(0, t - 1), V_t);
-      kernels.forward_step(p, t, acc);
-    }
+    for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
+      at::Tensor rows_recurrent = recurrent.narrow(0, b0, b1 - b0);
+      for (int64_t t = 0; t < T; ++t) {
+        if (t > 0) at::mm_out(rows_recurrent, spikes.select(0, t - 1).narrow(0, b0, b1 - b0), V_t);
+        kernels.forward_step(p, t, b0, b1, acc);
+      }
+    });
   }
   return {spikes.to(x_in.scalar_type()), membrane, u_last};
 }
@@ -154,10 +177,13 @@ RecurrentBackwardResult recurrent_lif_backward(
 
   if (T > 0 && B * N > 0 &&
       !(kernels.backward_sequence != nullptr && kernels.backward_sequence(p, acc))) {
-    for (int64_t t = T - 1; t >= 0; --t) {
-      kernels.backward_step(p, t, acc);
-      if (t > 0) at::mm_out(grad_recurrent, grad_x.select(0, t), V);
-    }
+    for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
+      at::Tensor rows_grad_recurrent = grad_recurrent.narrow(0, b0, b1 - b0);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        kernels.backward_step(p, t, b0, b1, acc);
+        if (t > 0) at::mm_out(rows_grad_recurrent, grad_x.select(0, t).narrow(0, b0, b1 - b0), V);
+      }
+    });
   }
 
   // sum over t = 1..T-1 and b of g[t, b, :]^T o_{t-1}[b, :]: step t = 0 has o_{-1} = 0.

@@ -2,6 +2,11 @@
 // It owns the time loop: per step one GEMM through ATen (on whatever device the tensors
 // are) and one call of the device's fused neuron step. A device may instead run the whole
 // sequence in one launch (the CUDA persistent kernel), and say so by returning true.
+//
+// The rows of the batch are independent sequences (V mixes neurons, never samples), so the
+// loop can run on any block of rows on its own: on the CPU each thread runs the whole time
+// loop for its block, with single-threaded GEMMs, and the threads never wait on each other
+// before the end, instead of meeting at a barrier in every GEMM and every step.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,13 +21,19 @@
 namespace snnfast {
 
 struct RecurrentKernels {
-  // The neuron of step t for the acc dtype: forward reads x_t and p.recurrent and writes
-  // h_t, o_t (and u_T at the last step); backward reads p.grad_recurrent and writes g_I_t.
-  void (*forward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
-  void (*backward_step)(const RecurrentLIFParams&, int64_t t, at::ScalarType acc);
+  // The neuron of step t for batch rows [row_begin, row_end), in the acc dtype: forward
+  // reads x_t and p.recurrent and writes h_t, o_t (and u_T at the last step); backward
+  // reads p.grad_recurrent and writes g_I_t.
+  void (*forward_step)(const RecurrentLIFParams&, int64_t t, int64_t row_begin,
+                       int64_t row_end, at::ScalarType acc);
+  void (*backward_step)(const RecurrentLIFParams&, int64_t t, int64_t row_begin,
+                        int64_t row_end, at::ScalarType acc);
   // All T steps at once where the device can (null or false: the glue runs the steps).
   bool (*forward_sequence)(const RecurrentLIFParams&, at::ScalarType acc);
   bool (*backward_sequence)(const RecurrentLIFParams&, at::ScalarType acc);
+  // Whether the glue runs blocks of rows on the CPU's threads (at::parallel_for), each
+  // with its own time loop; otherwise one loop over all rows (a GPU parallelises inside).
+  bool rows_on_threads;
 };
 
 using RecurrentForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;

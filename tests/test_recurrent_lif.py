@@ -164,6 +164,18 @@ def test_gradient_from_final_state_only():
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
 
 
+def test_row_blocks_on_threads():
+    # Large enough (T * N * B) that the CPU glue splits the batch into blocks of rows, one
+    # time loop per thread; V requires grad there too.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inputs = make_inputs(T=64, B=16, N=64, seed=31)
+        assert_match(inputs, reset="hard", surrogate="rectangle")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_no_time_steps():
     # u_T is u0; the reference's graph does not reach x or V at all.
     inputs = make_inputs(T=0, B=2, N=3)

@@ -1,12 +1,11 @@
 // The fused neuron steps of the recurrent LIF op on the CPU. The glue (recurrent_lif.cpp)
-// runs the time loop and the GEMMs; each step here is one pass over the B x N neurons,
-// threads over rows of the batch, SIMD across the neurons of a row (a row is read from
-// memory once; the loops over its optional outputs run on it in L1).
+// runs the time loop and the GEMMs, one block of batch rows per thread; each step here is
+// one pass over the neurons of the block's rows, SIMD across the neurons of a row (a row is
+// read from memory once; the loops over its optional outputs run on it in L1).
 //
-// Every (b, n) neuron is owned by one thread in each step and the steps run in order, so its
-// partial sums are accumulated in a fixed order whatever the thread count.
+// Every (b, n) neuron belongs to one thread and the steps run in order, so its partial sums
+// are accumulated in a fixed order whatever the thread count.
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -18,18 +17,6 @@
 
 namespace snnfast {
 namespace {
-
-// Runs body(b) for each row of the batch; threads only where a step has enough neurons
-// to pay for waking them: a step over 100 x 200 neurons takes a few microseconds, about
-// what a parallel region costs (and far more when other processes hold the cores).
-template <typename Body>
-void for_each_row(const LIFParams& p, const Body& body) {
-  const int64_t grain =
-      std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(p.N, 1));
-  at::parallel_for(0, p.B, grain, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b) body(b);
-  });
-}
 
 template <typename acc_t>
 struct NeuronRow {
@@ -65,11 +52,11 @@ void previous_state(acc_t* u_prev, const acc_t* membrane_prev, const NeuronRow<a
 constexpr int64_t kChunk = 256;
 
 template <typename acc_t, Reset R>
-void step_forward(const RecurrentLIFParams& p, int64_t t) {
+void step_forward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, int64_t row_end) {
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const bool last = t == p.T - 1;
-  for_each_row(p, [&](int64_t b) {
+  for (int64_t b = row_begin; b < row_end; ++b) {
     for (int64_t n0 = 0; n0 < N; n0 += kChunk) {
       const int64_t len = std::min(kChunk, N - n0);
       const NeuronRow<acc_t> np(p, b, n0);
@@ -93,16 +80,16 @@ void step_forward(const RecurrentLIFParams& p, int64_t t) {
           u_last[n] = state_after<R>(membrane[n], np.threshold[n], v_reset);
       }
     }
-  });
+  }
 }
 
 template <typename acc_t, Reset R, Surrogate S>
-void step_backward(const RecurrentLIFParams& p, int64_t t) {
+void step_backward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, int64_t row_end) {
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
   const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);
-  for_each_row(p, [&](int64_t b) {
+  for (int64_t b = row_begin; b < row_end; ++b) {
     for (int64_t n0 = 0; n0 < N; n0 += kChunk) {
       const int64_t len = std::min(kChunk, N - n0);
       const NeuronRow<acc_t> np(p, b, n0);
@@ -158,24 +145,29 @@ void step_backward(const RecurrentLIFParams& p, int64_t t) {
       }
       if (p.grad_h) std::copy(grad_h, grad_h + len, static_cast<acc_t*>(p.grad_h) + row);
     }
-  });
+  }
 }
 
-void forward_step_cpu(const RecurrentLIFParams& p, int64_t t, at::ScalarType acc) {
+void forward_step_cpu(const RecurrentLIFParams& p, int64_t t, int64_t row_begin,
+                      int64_t row_end, at::ScalarType acc) {
   AT_DISPATCH_FLOATING_TYPES(acc, "recurrent_lif_forward_cpu", [&] {
-    SNNFAST_RESET_SWITCH(p.reset, R, [&] { step_forward<scalar_t, R>(p, t); });
+    SNNFAST_RESET_SWITCH(p.reset, R, [&] { step_forward<scalar_t, R>(p, t, row_begin, row_end); });
   });
 }
 
-void backward_step_cpu(const RecurrentLIFParams& p, int64_t t, at::ScalarType acc) {
+void backward_step_cpu(const RecurrentLIFParams& p, int64_t t, int64_t row_begin,
+                       int64_t row_end, at::ScalarType acc) {
   AT_DISPATCH_FLOATING_TYPES(acc, "recurrent_lif_backward_cpu", [&] {
     SNNFAST_RESET_SWITCH(p.reset, R, [&] {
-      SNNFAST_SURROGATE_SWITCH(p.surrogate, S, [&] { step_backward<scalar_t, R, S>(p, t); });
+      SNNFAST_SURROGATE_SWITCH(p.surrogate, S, [&] {
+        step_backward<scalar_t, R, S>(p, t, row_begin, row_end);
+      });
     });
   });
 }
 
-constexpr RecurrentKernels kCPUKernels{forward_step_cpu, backward_step_cpu, nullptr, nullptr};
+constexpr RecurrentKernels kCPUKernels{forward_step_cpu, backward_step_cpu, nullptr, nullptr,
+                                       /*rows_on_threads=*/true};
 
 }  // namespace
 

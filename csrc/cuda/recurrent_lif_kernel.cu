@@ -39,11 +39,12 @@ __device__ __forceinline__ acc_t* out(void* ptr) {
 // ---- per-step kernels (any N): the glue computes the recurrent term with cuBLAS ----
 
 template <typename acc_t, Reset R>
-__global__ void forward_step_kernel(const RecurrentLIFParams p, int64_t t) {
+__global__ void forward_step_kernel(const RecurrentLIFParams p, int64_t t, int64_t row_begin,
+                                    int64_t row_end) {
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < BN;
-       m += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t m = row_begin * N + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+       m < row_end * N; m += int64_t(gridDim.x) * blockDim.x) {
     const int64_t b = m / N, n = m % N, i = t * BN + m;
     const acc_t threshold = in<acc_t>(p.threshold)[n];
     const acc_t u_prev = t > 0 ? state_after<R>(in<acc_t>(p.membrane)[i - BN], threshold, v_reset)
@@ -58,12 +59,13 @@ __global__ void forward_step_kernel(const RecurrentLIFParams p, int64_t t) {
 }
 
 template <typename acc_t, Reset R, Surrogate S>
-__global__ void backward_step_kernel(const RecurrentLIFParams p, int64_t t) {
+__global__ void backward_step_kernel(const RecurrentLIFParams p, int64_t t, int64_t row_begin,
+                                     int64_t row_end) {
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < BN;
-       m += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t m = row_begin * N + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+       m < row_end * N; m += int64_t(gridDim.x) * blockDim.x) {
     const int64_t b = m / N, n = m % N, i = t * BN + m;
     const acc_t threshold = in<acc_t>(p.threshold)[n];
     acc_t* g_u = out<acc_t>(p.grad_u0) + m;
@@ -87,24 +89,27 @@ __global__ void backward_step_kernel(const RecurrentLIFParams p, int64_t t) {
   }
 }
 
-void forward_step_cuda(const RecurrentLIFParams& p, int64_t t, at::ScalarType acc) {
+void forward_step_cuda(const RecurrentLIFParams& p, int64_t t, int64_t row_begin,
+                       int64_t row_end, at::ScalarType acc) {
+  const int blocks = step_blocks((row_end - row_begin) * p.N);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(acc, "recurrent_lif_forward_step_cuda", [&] {
     SNNFAST_RESET_SWITCH(p.reset, R, [&] {
-      forward_step_kernel<scalar_t, R>
-          <<<step_blocks(p.B * p.N), kStepThreads, 0, stream>>>(p, t);
+      forward_step_kernel<scalar_t, R><<<blocks, kStepThreads, 0, stream>>>(p, t, row_begin, row_end);
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void backward_step_cuda(const RecurrentLIFParams& p, int64_t t, at::ScalarType acc) {
+void backward_step_cuda(const RecurrentLIFParams& p, int64_t t, int64_t row_begin,
+                        int64_t row_end, at::ScalarType acc) {
+  const int blocks = step_blocks((row_end - row_begin) * p.N);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(acc, "recurrent_lif_backward_step_cuda", [&] {
     SNNFAST_RESET_SWITCH(p.reset, R, [&] {
       SNNFAST_SURROGATE_SWITCH(p.surrogate, S, [&] {
         backward_step_kernel<scalar_t, R, S>
-            <<<step_blocks(p.B * p.N), kStepThreads, 0, stream>>>(p, t);
+            <<<blocks, kStepThreads, 0, stream>>>(p, t, row_begin, row_end);
       });
     });
   });
@@ -273,7 +278,8 @@ bool backward_sequence_cuda(const RecurrentLIFParams& p, at::ScalarType acc) {
 }
 
 constexpr RecurrentKernels kCUDAKernels{forward_step_cuda, backward_step_cuda,
-                                        forward_sequence_cuda, backward_sequence_cuda};
+                                        forward_sequence_cuda, backward_sequence_cuda,
+                                        /*rows_on_threads=*/false};
 
 }  // namespace
 
