@@ -13,7 +13,7 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   pip_install torch==2.13.0
 fi
 # Build and runtime needs that do not depend on torch.
-pip_install "setuptools>=64" wheel ninja numpy tqdm
+pip_install "setuptools>=64" wheel ninja numpy tqdm matplotlib
 # Peers for the benchmarks and the converter. --no-deps: their own requirements would pull a
 # CUDA torch (and torchvision) over the installed one.
 pip_install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
