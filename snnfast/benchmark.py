@@ -8,6 +8,7 @@ same run.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import platform
 import time
@@ -50,6 +51,21 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
         _sync(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def keep_freed_memory() -> bool:
+    """Tells glibc's malloc to keep freed memory for reuse (no mmap, no trimming), as a
+    caching allocator (jemalloc, tcmalloc) would. Otherwise every tensor over glibc's sliding
+    mmap threshold is fresh memory whose first touch page-faults: the fused op's few large
+    outputs pay it on every call while the per-step loops' small tensors do not, and the
+    same call's time swings by 3x or more from run to run. Every contender runs under the
+    same setting. False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def copy_rate(device: torch.device, nbytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -176,7 +192,7 @@ def machine() -> str:
 
 
 def report(shapes, device: torch.device, repeats: int, reference_max_T: int = 100,
-           progress: bool = True) -> str:
+           progress: bool = True, allocator: str = "glibc malloc, defaults") -> str:
     """The table for `shapes`; the reference loop (an oracle, not a peer) only up to
     reference_max_T steps, where it takes minutes."""
     rate = copy_rate(device)
@@ -191,7 +207,8 @@ def report(shapes, device: torch.device, repeats: int, reference_max_T: int = 10
         f"(read + write).\n"
         f"Neuron: LIF, beta = {BETA}, alpha = {ALPHA}, threshold 1, hard reset to 0, sigmoid surrogate; "
         f"float32; times are the best of {repeats} runs.\n"
-        f"The memory floor is {FORWARD_PASSES + BACKWARD_PASSES} x 4 bytes per neuron-step over the copy rate.\n\n"
+        f"The memory floor is {FORWARD_PASSES + BACKWARD_PASSES} x 4 bytes per neuron-step over the copy rate.\n"
+        f"CPU memory: {allocator}.\n\n"
         + table(rows)
     )
 
@@ -208,9 +225,14 @@ def main(argv=None) -> None:
     parser.add_argument("--reference-max-T", type=int, default=100,
                         help="time the reference loop only up to this T")
     parser.add_argument("--out", help="also write the table to this markdown file")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (see keep_freed_memory)")
     args = parser.parse_args(argv)
+    allocator = "glibc malloc, defaults"
+    if not args.default_malloc and keep_freed_memory():
+        allocator = "glibc malloc told to keep freed memory (M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB)"
     text = report(FULL_SHAPES if args.full else QUICK_SHAPES, torch.device(args.device), args.repeats,
-                  args.reference_max_T)
+                  args.reference_max_T, allocator=allocator)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -4,7 +4,7 @@ float32 membrane trace ([T, B, *F], 4 bytes per neuron-step) for the backward pa
 - lif_checkpointed: keeps the state every `segment` steps and recomputes each segment in the
   backward pass. Exact (float rounding of the parameter-gradient sums aside).
 - lif_saved_bf16: keeps the trace in bfloat16 (2 bytes per neuron-step). Approximate; the
-  error is stated in its docstring and in docs/benchmarks_memory.md.
+  error is stated in its docstring and in docs/benchmarks.md (memory).
 - run_chunked / truncated_backward: a sequence run in chunks with the state carried from
   one chunk to the next (full BPTT, or truncated BPTT with a backward pass per chunk).
 
@@ -189,7 +189,7 @@ def lif_saved_bf16(
     bfloat16 on their own side instead, so every branch is the forward's; what remains is the
     surrogate and the reset evaluated at a membrane off by less than one bfloat16 ulp
     (relative 2^-8). Tolerance, checked in tests/test_memory.py and measured in
-    docs/benchmarks_memory.md: the gradients of x, u0 and per-neuron parameters within 1e-2
+    docs/benchmarks.md (memory): the gradients of x, u0 and per-neuron parameters within 1e-2
     of float32's, relative to their norm. A per-layer or per-channel parameter's gradient is
     the sum of its neurons' and can be further off where they cancel (up to 0.2 relative for
     a per-layer threshold in tests/test_memory.py's cases). Arguments are those of
