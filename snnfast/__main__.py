@@ -1,10 +1,12 @@
-"""The `snnfast` command: `snnfast bench [...]`."""
+"""The `snnfast` command: `snnfast bench|study|train [...]`."""
 from __future__ import annotations
 
 import sys
 
 COMMANDS = {
     "bench": ("snnfast.benchmark", "time the fused op against the reference loop and the peers"),
+    "study": ("snnfast.train.study", "the component study of Table 6 (snnfast study xor [--quick])"),
+    "train": ("snnfast.train.cli", "train a setup of Tables 4 and 5 (snnfast train SETUP [flags])"),
 }
 
 

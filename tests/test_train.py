@@ -214,8 +214,3 @@ def test_accuracy_counters():
     assert (int(correct), count) == (1, 2)
     correct, count = StepAccuracy(slice(1, 4))(output, labels)
     assert (int(correct), count) == (4, 6)  # sample 0: 3 steps right; sample 1: step 1 only
-
-
-def test_hooks_are_placeholders_until_wired():
-    with pytest.raises(NotImplementedError, match="snnfast.nn"):
-        hooks.build_model(SETUPS["xor"], None)

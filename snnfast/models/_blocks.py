@@ -23,11 +23,18 @@ def neuron_factory(neuron, neuron_kwargs: dict, default=LIF,
 
 
 def with_defaults(neuron_kwargs: dict, default_kwargs: dict | None) -> dict:
-    """The default neuron settings updated by the caller's; a leak of "none" or "complete"
-    fixes beta, so it drops the default beta."""
+    """The default neuron settings updated by the caller's. A leak of "none" or "complete"
+    fixes beta (and alpha = 1), so it drops the default beta and decay_input; a leak that is not learnable drops the default
+    learnable_shape and channels."""
     kwargs = {**(default_kwargs or {}), **neuron_kwargs}
-    if neuron_kwargs.get("leak") in ("none", "complete") and "beta" not in neuron_kwargs:
-        kwargs.pop("beta", None)
+    if neuron_kwargs.get("leak") in ("none", "complete"):
+        for name in ("beta", "decay_input"):
+            if name not in neuron_kwargs:
+                kwargs.pop(name, None)
+    if kwargs.get("leak", "normal") != "learnable":
+        for name in ("learnable_shape", "channels"):
+            if name not in neuron_kwargs:
+                kwargs.pop(name, None)
     return kwargs
 
 

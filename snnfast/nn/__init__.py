@@ -2,11 +2,13 @@
 
 Neuron layers (LIF, IF, DALIF, RecurrentLIF) hold parameters and call snnfast.lif;
 LinearLIF fuses a Linear layer into the neuron and saves its input spikes as bits;
-TimeDistributed and TimeDropout apply ordinary layers to sequences.
+LeakyReadout is a non-spiking readout; TimeDistributed and TimeDropout apply ordinary
+layers to sequences.
 """
 from .container import TimeDistributed, TimeDropout
 from .neuron import DALIF, IF, LIF
+from .readout import LeakyReadout
 from .recurrent import RecurrentLIF
 from ..linear_lif import LinearLIF
 
-__all__ = ["LIF", "IF", "DALIF", "RecurrentLIF", "LinearLIF", "TimeDistributed", "TimeDropout"]
+__all__ = ["LIF", "IF", "DALIF", "RecurrentLIF", "LinearLIF", "LeakyReadout", "TimeDistributed", "TimeDropout"]
