@@ -60,6 +60,9 @@ def test_recurrent_and_dalif_variants():
     assert len(neurons(model, RecurrentLIF)) == 1  # the hidden layer; the output stays feed-forward
     model = hooks.build_model(get_setup("mnist", dalif=True))
     assert neurons(model) and all(isinstance(n, DALIF) for n in neurons(model))
+    model = hooks.build_model(get_setup("xor", dalif=True, imp=True))
+    assert isinstance(model.layers[1], DALIF) and model.layers[1].imp
+    assert model(torch.rand(4, 2, 20)).shape == (4, 2, 2)
     with pytest.raises(ValueError, match="cifar10"):
         hooks.build_model(get_setup("cifar10", recurrent=True))
     with pytest.raises(ValueError, match="--dalif and --recurrent"):

@@ -99,7 +99,7 @@ def xor_mlp(**options) -> SpikingMLP:
     net.layers.append(LeakyReadout(2))
     hidden = net.layers[0] if isinstance(net.layers[0], RecurrentLIF) else net.layers[1]
     with torch.no_grad():
-        if hidden.leak == "learnable":
+        if getattr(hidden, "leak", None) == "learnable":
             hidden.beta_raw.uniform_(*_XOR_HIDDEN_DECAY_LOGITS)
         net.layers[-1].beta_raw.uniform_(*_XOR_READOUT_DECAY_LOGITS)
         weights = [hidden.linear.weight, hidden.V] if isinstance(hidden, RecurrentLIF) else [net.layers[0].weight]
