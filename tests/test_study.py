@@ -84,6 +84,15 @@ def test_xor_network_is_20_16_2_with_a_leaky_readout():
     assert model(spikes).shape == (xor.STEPS, 4, 2)
 
 
+def test_xor_weight_gain_only_where_the_input_is_scaled_by_one_minus_beta():
+    built = {}
+    for name, changes in (("baseline", {}), ("no_leak", {"beta": 1.0}), ("complete", {"beta": 0.0})):
+        torch.manual_seed(0)
+        built[name] = hooks.build_model(get_setup("xor", **changes)).layers[0].weight.detach()
+    torch.testing.assert_close(built["baseline"], 10 * built["no_leak"])
+    torch.testing.assert_close(built["complete"], built["no_leak"])
+
+
 def test_leaky_readout_matches_its_equation_and_gradients():
     torch.manual_seed(1)
     readout = LeakyReadout(3).double()

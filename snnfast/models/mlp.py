@@ -31,8 +31,9 @@ _SPATIAL = dict(beta=0.3, surrogate=surrogates.Rectangle(0.25))
 # decay per neuron and the input scaled by (1 - beta). Choices of ours, found by trying (see
 # docs/training.md): hidden decays start at sigmoid(U(4, 6)) (0.982 to 0.9975; DH-SNN's
 # U(0, 4) forgets the first pattern long before the second one comes, so no gradient ties
-# them), and the hidden weights (W and V) start at 10x PyTorch's default, to make up for the
-# (1 - beta) ~ 0.01 input scale; the readout's decays start at sigmoid(U(0, 4)) as DH-SNN's.
+# them), and where the input is scaled by (1 - beta) ~ 0.01 the hidden weights (W and V)
+# start at 10x PyTorch's default to make up for it (the fixed-leak variants, alpha = 1, keep
+# the default); the readout's decays start at sigmoid(U(0, 4)) as DH-SNN's.
 _XOR = dict(leak="learnable", learnable_shape="channel", channels=16, decay_input=True,
             threshold=0.5, surrogate=surrogates.Rectangle(0.5))
 _XOR_HIDDEN_DECAY_LOGITS = (4.0, 6.0)
@@ -102,9 +103,10 @@ def xor_mlp(**options) -> SpikingMLP:
         if getattr(hidden, "leak", None) == "learnable":
             hidden.beta_raw.uniform_(*_XOR_HIDDEN_DECAY_LOGITS)
         net.layers[-1].beta_raw.uniform_(*_XOR_READOUT_DECAY_LOGITS)
-        weights = [hidden.linear.weight, hidden.V] if isinstance(hidden, RecurrentLIF) else [net.layers[0].weight]
-        for weight in weights:
-            weight.mul_(_XOR_WEIGHT_GAIN)
+        if getattr(hidden, "decay_input", False):
+            weights = [hidden.linear.weight, hidden.V] if isinstance(hidden, RecurrentLIF) else [net.layers[0].weight]
+            for weight in weights:
+                weight.mul_(_XOR_WEIGHT_GAIN)
     return net
 
 
