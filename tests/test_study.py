@@ -168,6 +168,10 @@ def test_study_command(tmp_path, capsys):
     assert (tmp_path / "no_leak" / "checkpoint.pt").is_file()
     with pytest.raises(SystemExit):
         study.main(["xor", "--epochs", "0"])
+    # A bad argument is refused before --fresh deletes anything.
+    with pytest.raises(SystemExit):
+        study.main(["xor", "--batches", "0", "--fresh", "--out", str(tmp_path)])
+    assert (tmp_path / "no_leak" / "checkpoint.pt").is_file()
 
 
 def row(name, final):

@@ -90,3 +90,10 @@ def _dist_rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def train_and_test(batch_size: int, batches: int, seed: int) -> tuple[DelayedXOR, DelayedXOR]:
+    """A training epoch of ``batches`` batches from stream ``seed``, and a test set a tenth
+    its size (at least one batch) from a stream of its own (``seed + 1``)."""
+    return (DelayedXOR(batch_size, batches, seed=seed),
+            DelayedXOR(batch_size, max(batches // 10, 1), seed=seed + 1))

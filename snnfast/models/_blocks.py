@@ -24,8 +24,8 @@ def neuron_factory(neuron, neuron_kwargs: dict, default=LIF,
 
 def with_defaults(neuron_kwargs: dict, default_kwargs: dict | None) -> dict:
     """The default neuron settings updated by the caller's. A leak of "none" or "complete"
-    fixes beta (and alpha = 1), so it drops the default beta and decay_input; a leak that is not learnable drops the default
-    learnable_shape and channels."""
+    fixes beta (and alpha = 1), so it drops the default beta and decay_input; a leak that is
+    not learnable drops the default learnable_shape and channels."""
     kwargs = {**(default_kwargs or {}), **neuron_kwargs}
     if neuron_kwargs.get("leak") in ("none", "complete"):
         for name in ("beta", "decay_input"):

@@ -60,10 +60,7 @@ def parser() -> argparse.ArgumentParser:
 def build_data(setup: Setup, args, context: distributed.Context):
     """Training and evaluation batches for ``setup`` (sharded over the processes)."""
     if setup.dataset == "xor":
-        batches = setup.data.get("batches", 100)
-        train = datasets.DelayedXOR(setup.batch_size, batches, seed=args.seed)
-        test = datasets.DelayedXOR(setup.batch_size, max(batches // 10, 1), seed=args.seed + 1)
-        return train, test
+        return xor.train_and_test(setup.batch_size, setup.data.get("batches", 100), args.seed)
     options = dict(setup.data)
     encoding = options.pop("encoding", None)
     augment = options.pop("augment", False)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import xor
-from ..data.xor import DelayedXOR
 from . import hooks
 from .config import Setup, get_setup
 from .metrics import StepAccuracy
@@ -45,7 +43,6 @@ VARIANTS = (
 # 40 epochs with one decay after 20: about 8 minutes on 2 cores.
 FULL = dict(epochs=150, lr_step=50)
 QUICK = dict(epochs=40, lr_step=20)
-TEST_BATCHES = 10  # 5,000 test samples, a stream of their own
 
 
 def variant_setup(variant: Variant, epochs: int, lr_step: int) -> Setup:
@@ -57,9 +54,7 @@ def train_variant(variant: Variant, *, epochs: int, lr_step: int, out_dir: Path,
     """Trains one variant (resuming from ``out_dir`` when it holds a checkpoint); returns the
     log rows of every epoch."""
     setup = variant_setup(variant, epochs, lr_step)
-    batches = batches or setup.data.get("batches", 100)
-    train = DelayedXOR(setup.batch_size, batches, seed=seed)
-    test = DelayedXOR(setup.batch_size, min(TEST_BATCHES, batches), seed=seed + 1)
+    train, test = xor.train_and_test(setup.batch_size, batches or setup.data.get("batches", 100), seed)
     trainer = Trainer(
         lambda: hooks.build_model(setup), train, hooks.build_loss(setup), epochs=setup.epochs,
         lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma, out_dir=out_dir,
@@ -182,11 +177,11 @@ def main(argv=None) -> list[dict]:
         if args.epochs < 1:
             raise SystemExit(f"--epochs must be positive, got {args.epochs}")
         schedule["epochs"] = args.epochs
+    if args.batches is not None and args.batches < 1:
+        raise SystemExit(f"--batches must be positive, got {args.batches}")
     out = args.out or Path("runs") / ("study-xor-quick" if args.quick else "study-xor")
     if args.fresh and out.exists():
         shutil.rmtree(out)
-    if args.batches is not None and args.batches < 1:
-        raise SystemExit(f"--batches must be positive, got {args.batches}")
     variants = [v for v in VARIANTS if args.variants is None or v.name in args.variants]
     rows = run(variants, out=out, seed=args.seed, batches=args.batches, progress=not args.no_progress,
                **schedule)
