@@ -1,6 +1,6 @@
 """Times the fused LIF op against the reference loop and the peers, beside the memory floor.
 
-`snnfast bench` (the README's first command) and bench/bench_lif.py both run this. Every
+`snnfast bench` and bench/bench_lif.py both run this. Every
 contender runs the same neuron on the same input in one process, so the ratios are fair even
 on a busy machine; the floor is the bytes the op must move over a copy rate measured in the
 same run.

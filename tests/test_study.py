@@ -158,6 +158,13 @@ def test_study_trains_resumes_and_writes_results(tmp_path, capsys):
     with open(tmp_path / "results.csv", newline="") as f:
         assert [r["variant"] for r in csv.DictReader(f)] == ["baseline", "recurrence"]
     assert "With recurrence" in (tmp_path / "results.md").read_text()
+    # The per-step accuracies re-evaluate the trained network on the last epoch's test set:
+    # their mean is the final accuracy the Trainer logged.
+    for r in rows:
+        per_step = [r[f"step_{t}"] for t in range(xor.READOUT_STEPS.start, xor.STEPS)]
+        assert len(per_step) == 9 and all(0 <= a <= 100 for a in per_step)
+        assert sum(per_step) / len(per_step) == pytest.approx(r["final"])
+    assert "| step 191 |" in (tmp_path / "results.md").read_text()
 
 
 def test_study_command(tmp_path, capsys):

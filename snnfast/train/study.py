@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..data import xor
 from . import hooks
 from .config import Setup, get_setup
@@ -50,9 +52,9 @@ def variant_setup(variant: Variant, epochs: int, lr_step: int) -> Setup:
 
 
 def train_variant(variant: Variant, *, epochs: int, lr_step: int, out_dir: Path, seed: int = 0,
-                  batches: int | None = None, progress: bool = True) -> list[dict]:
+                  batches: int | None = None, progress: bool = True) -> tuple[list[dict], list[float]]:
     """Trains one variant (resuming from ``out_dir`` when it holds a checkpoint); returns the
-    log rows of every epoch."""
+    log rows of every epoch and the trained network's test accuracy at each readout step."""
     setup = variant_setup(variant, epochs, lr_step)
     train, test = xor.train_and_test(setup.batch_size, batches or setup.data.get("batches", 100), seed)
     trainer = Trainer(
@@ -61,17 +63,38 @@ def train_variant(variant: Variant, *, epochs: int, lr_step: int, out_dir: Path,
         eval_data=test, accuracy_fn=StepAccuracy(xor.READOUT_STEPS), seed=seed, resume=True,
         progress=progress, tensorboard=False, meta={"setup": setup.as_dict(), "variant": variant.name},
     )
-    return trainer.fit()
+    history = trainer.fit()
+    test.set_epoch(setup.epochs - 1)  # the last epoch's test set, the one "final" counts
+    return history, step_accuracy(trainer.module, test)
 
 
-def summarize(variant: Variant, history: list[dict]) -> dict:
-    """The final and the best test accuracy of a run, in %."""
+def step_accuracy(model: torch.nn.Module, data) -> list[float]:
+    """Test accuracy (%) at each step of ``xor.READOUT_STEPS``: where in the window a network
+    loses accuracy (reacting late to the second pattern, or forgetting the first)."""
+    model.eval()
+    correct, count = 0, 0
+    with torch.no_grad():
+        for x, labels in data:
+            predicted = model(x)[xor.READOUT_STEPS].argmax(-1)  # [steps, B]
+            correct = correct + (predicted == labels).sum(1)
+            count += labels.numel()
+    return (100 * correct.double() / count).tolist()
+
+
+def readout_step_numbers() -> list[int]:
+    return list(range(xor.STEPS))[xor.READOUT_STEPS]
+
+
+def summarize(variant: Variant, history: list[dict], per_step: list[float]) -> dict:
+    """The final and the best test accuracy of a run, in %, and the final one per step."""
     accuracies = [row["test_acc"] for row in history]
-    return {
+    row = {
         "variant": variant.name, "label": variant.label, "paper": variant.paper,
         "final": 100 * accuracies[-1], "best": 100 * max(accuracies), "epochs": len(history),
         "minutes": sum(row["seconds"] for row in history) / 60,
     }
+    row.update({f"step_{t}": value for t, value in zip(readout_step_numbers(), per_step)})
+    return row
 
 
 def table(rows: list[dict]) -> str:
@@ -80,6 +103,16 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['label']} | {r['paper']:.1f} % | {r['final']:.1f} % | {r['best']:.1f} % "
                      f"| {r['epochs']} | {r['minutes']:.1f} |")
+    return "\n".join(lines)
+
+
+def step_table(rows: list[dict]) -> str:
+    """The final test accuracy of every variant at each readout step."""
+    steps = readout_step_numbers()
+    lines = ["| variant | " + " | ".join(f"step {t}" for t in steps) + " |",
+             "|---|" + "---:|" * len(steps)]
+    for r in rows:
+        lines.append(f"| {r['variant']} | " + " | ".join(f"{r[f'step_{t}']:.1f}" for t in steps) + " |")
     return "\n".join(lines)
 
 
@@ -100,8 +133,9 @@ def check_ordering(rows: list[dict]) -> list[str]:
     return problems
 
 
-def plot(histories: dict, path: Path) -> bool:
-    """Test accuracy per epoch of every variant; False when matplotlib is missing."""
+def plot(histories: dict, rows: list[dict], path: Path) -> bool:
+    """Test accuracy per epoch of every variant (left) and the trained networks' accuracy at
+    each readout step (right); False when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -109,17 +143,26 @@ def plot(histories: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (by_epoch, by_step) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    steps = readout_step_numbers()
+    summary = {r["variant"]: r for r in rows}
     for variant in VARIANTS:
         if variant.name in histories:
-            rows = histories[variant.name]
-            ax.plot([r["epoch"] for r in rows], [100 * r["test_acc"] for r in rows], label=variant.label)
-    ax.axhline(50, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy, steps 191-199 (%)")
-    ax.set_title("Delayed spiking XOR: the components of Table 6")
-    ax.set_ylim(40, 101)
-    ax.legend(fontsize=8, loc="lower right")
+            history = histories[variant.name]
+            line, = by_epoch.plot([r["epoch"] for r in history], [100 * r["test_acc"] for r in history],
+                                  label=variant.label)
+            by_step.plot(steps, [summary[variant.name][f"step_{t}"] for t in steps], marker="o", ms=3,
+                         color=line.get_color())
+    for ax in (by_epoch, by_step):
+        ax.axhline(50, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(40, 101)
+    by_epoch.set_xlabel("epoch")
+    by_epoch.set_ylabel(f"test accuracy, steps {steps[0]}-{steps[-1]} (%)")
+    by_epoch.set_title("Delayed spiking XOR: the components of Table 6")
+    by_epoch.legend(fontsize=8, loc="lower right")
+    by_step.set_xlabel("readout step (the second pattern starts at step 190)")
+    by_step.set_ylabel("final test accuracy at the step (%)")
+    by_step.set_title("Where in the window")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -135,10 +178,10 @@ def run(variants=VARIANTS, *, epochs: int, lr_step: int, out: Path, seed: int = 
         if progress:
             print(f"[{i + 1}/{len(variants)}] {variant.label}", flush=True)
         started = time.perf_counter()
-        history = train_variant(variant, epochs=epochs, lr_step=lr_step, out_dir=out / variant.name,
-                                seed=seed, batches=batches, progress=progress)
+        history, per_step = train_variant(variant, epochs=epochs, lr_step=lr_step, out_dir=out / variant.name,
+                                          seed=seed, batches=batches, progress=progress)
         histories[variant.name] = history
-        rows.append(summarize(variant, history))
+        rows.append(summarize(variant, history, per_step))
         if progress:
             print(f"    final {rows[-1]['final']:.1f} %  best {rows[-1]['best']:.1f} %  "
                   f"({time.perf_counter() - started:.0f} s this call)", flush=True)
@@ -146,8 +189,9 @@ def run(variants=VARIANTS, *, epochs: int, lr_step: int, out: Path, seed: int = 
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "results.md").write_text(table(rows) + "\n")
-    plot(histories, out / "accuracy.png")
+    (out / "results.md").write_text(table(rows) + "\n\nFinal test accuracy (%) at each readout step:\n\n"
+                                    + step_table(rows) + "\n")
+    plot(histories, rows, out / "accuracy.png")
     return rows
 
 
@@ -188,6 +232,8 @@ def main(argv=None) -> list[dict]:
     print(f"\nDelayed spiking XOR, {schedule['epochs']} epochs, StepLR({schedule['lr_step']}, 0.1), "
           f"seed {args.seed}: test accuracy over steps 191-199\n")
     print(table(rows))
+    print("\nFinal test accuracy (%) at each readout step:\n")
+    print(step_table(rows))
     problems = check_ordering(rows)
     print("\nTable 6's ordering: " + ("kept" if not problems else "NOT kept: " + "; ".join(problems)))
     print(f"Results in {out}/ (results.md, results.csv, accuracy.png, one folder per variant)")
