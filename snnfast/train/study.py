@@ -5,7 +5,7 @@ component, trained one after the other and printed beside the paper's accuracies
 Every variant trains in its own folder under ``--out`` with the Trainer's checkpoint each
 epoch, so running the same command again after an interruption continues where it stopped
 (``--fresh`` starts over). Results: ``results.csv``, ``results.md`` and, with matplotlib,
-``accuracy.png`` (test accuracy per epoch of every variant).
+``accuracy.png`` (test accuracy per epoch of every variant, and per readout step).
 """
 from __future__ import annotations
 
