@@ -74,9 +74,12 @@ def test_xor_network_is_20_16_2_with_a_leaky_readout():
     model = hooks.build_model(SETUPS["xor"])
     hidden, = neurons(model)
     assert hidden.leak == "learnable" and hidden.beta.shape == (16,)
-    # Decays drawn per neuron, not one value: logits in U(4, 6) hidden, U(0, 4) readout.
+    # Decays drawn per neuron, not one value: hidden logits in U(4, 6) for the first half
+    # (slow) and U(1, 2.5) for the second (fast), readout logits in U(0, 4).
     raw = hidden.beta_raw.detach()
-    assert raw.min() >= 4 and raw.max() <= 6 and raw.std() > 0.1
+    slow, fast = raw[:8], raw[8:]
+    assert slow.min() >= 4 and slow.max() <= 6 and slow.std() > 0.1
+    assert fast.min() >= 1 and fast.max() <= 2.5 and fast.std() > 0.1
     readout = model.layers[-1]
     assert isinstance(readout, LeakyReadout)
     assert readout.beta_raw.min() >= 0 and readout.beta_raw.max() <= 4
@@ -158,12 +161,17 @@ def test_study_trains_resumes_and_writes_results(tmp_path, capsys):
     with open(tmp_path / "results.csv", newline="") as f:
         assert [r["variant"] for r in csv.DictReader(f)] == ["baseline", "recurrence"]
     assert "With recurrence" in (tmp_path / "results.md").read_text()
-    # The per-step accuracies re-evaluate the trained network on the last epoch's test set:
-    # their mean is the final accuracy the Trainer logged.
+    # The epoch kept is the one with the lowest training loss; the per-step accuracies
+    # re-evaluate its saved weights on its test set, so their mean is its logged accuracy.
     for r in rows:
+        with open(tmp_path / r["variant"] / "log.csv", newline="") as f:
+            log = list(csv.DictReader(f))
+        losses = [float(row["train_loss"]) for row in log]
+        assert r["kept_epoch"] == 1 + losses.index(min(losses))
+        assert r["kept"] == pytest.approx(100 * float(log[r["kept_epoch"] - 1]["test_acc"]), abs=1e-3)
         per_step = [r[f"step_{t}"] for t in range(xor.READOUT_STEPS.start, xor.STEPS)]
         assert len(per_step) == 9 and all(0 <= a <= 100 for a in per_step)
-        assert sum(per_step) / len(per_step) == pytest.approx(r["final"])
+        assert sum(per_step) / len(per_step) == pytest.approx(r["kept"], abs=1e-3)
     assert "| step 191 |" in (tmp_path / "results.md").read_text()
 
 
@@ -183,8 +191,8 @@ def test_study_command(tmp_path, capsys):
 
 def row(name, final):
     v = {v.name: v for v in study.VARIANTS}[name]
-    return {"variant": name, "label": v.label, "paper": v.paper, "final": final, "best": final,
-            "epochs": 1, "minutes": 0.0}
+    return {"variant": name, "label": v.label, "paper": v.paper, "kept": final, "kept_epoch": 1,
+            "final": final, "best": final, "epochs": 1, "minutes": 0.0}
 
 
 def test_ordering_check():

@@ -22,6 +22,7 @@ from .distributed import Context, current
 from .metrics import class_accuracy
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # with keep_best: the weights of the epoch with the lowest training loss
 LOG = "log.csv"
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
@@ -46,6 +47,8 @@ class Trainer:
     depend on ``seed`` only. With ``resume=True`` and a checkpoint in ``out_dir``, the run
     continues after the last finished epoch with the saved model, optimizer, scheduler and
     random states: the result is bit for bit the one of an uninterrupted run.
+    ``keep_best=True`` also keeps the weights of the epoch with the lowest training loss in
+    ``best.pt`` (``best_epoch()``, ``load_best()``).
     """
 
     def __init__(
@@ -67,12 +70,14 @@ class Trainer:
         progress: bool = True,
         tensorboard: bool = True,
         meta: dict | None = None,
+        keep_best: bool = False,
     ):
         self.context: Context = current(device)
         self.device = self.context.device
         self.train_data, self.eval_data = train_data, eval_data
         self.loss_fn, self.accuracy_fn = loss_fn, accuracy_fn
         self.epochs, self.progress = int(epochs), progress
+        self.keep_best = keep_best
         self.out_dir = Path(out_dir)
         self.meta = dict(meta or {})
         self.history: list[dict] = []
@@ -113,10 +118,27 @@ class Trainer:
                    "seconds": time.perf_counter() - started}
             self.history.append(row)
             self._log(row)
+            if self.keep_best and self.best_epoch() == epoch + 1:
+                # Before the checkpoint: a crash between the two redoes this epoch, which
+                # rewrites the same weights.
+                self._save_best(epoch + 1)
             self._save(epoch + 1)
         if self.writer is not None:
             self.writer.flush()
         return self.history
+
+    def best_epoch(self) -> int | None:
+        """The epoch (from 1) with the lowest training loss so far; None before the first.
+        With data drawn afresh every epoch (the XOR task) the training loss is measured on
+        unseen samples, so choosing by it uses no test data."""
+        finished = [r for r in self.history if math.isfinite(r["train_loss"])]
+        return min(finished, key=lambda r: r["train_loss"])["epoch"] if finished else None
+
+    def load_best(self) -> int:
+        """Loads the weights saved by keep_best into the model; returns their epoch."""
+        state = checkpoint.load(self.out_dir / BEST)
+        self.module.load_state_dict(state["model"])
+        return int(state["epoch"])
 
     def state_dict(self) -> dict:
         """The model's weights (without a DistributedDataParallel wrapper)."""
@@ -204,6 +226,12 @@ class Trainer:
                 "meta": self.meta,
             }
             checkpoint.save_atomic(state, self.out_dir / CHECKPOINT)
+        if self.context.distributed:
+            dist.barrier()
+
+    def _save_best(self, epoch: int) -> None:
+        if self.context.is_main:
+            checkpoint.save_atomic({"epoch": epoch, "model": self.module.state_dict()}, self.out_dir / BEST)
         if self.context.distributed:
             dist.barrier()
 
