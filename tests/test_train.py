@@ -89,6 +89,32 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path):
     assert checkpoint.load(tmp_path / "checkpoint.pt")["epoch"] == 1
 
 
+def test_keep_best_keeps_the_lowest_training_loss(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3, keep_best=True)
+    history = trainer.fit()
+    losses = [row["train_loss"] for row in history]
+    best = 1 + losses.index(min(losses))
+    assert trainer.best_epoch() == best
+    saved = checkpoint.load(tmp_path / "best.pt")
+    assert saved["epoch"] == best
+    if best == len(history):  # then best.pt holds the final weights
+        for name, value in trainer.state_dict().items():
+            assert torch.equal(value, saved["model"][name]), name
+    # load_best puts those weights in the model.
+    with torch.no_grad():
+        for p in trainer.module.parameters():
+            p.fill_(123.0)
+    assert trainer.load_best() == best
+    for name, value in trainer.state_dict().items():
+        assert torch.equal(value, saved["model"][name]), name
+
+    plain = make_trainer(tmp_path / "plain", epochs=1)
+    plain.fit()
+    assert not (tmp_path / "plain" / "best.pt").exists()
+    with pytest.raises(FileNotFoundError, match="keep_best"):
+        plain.load_best()
+
+
 def test_csv_log(tmp_path):
     history = make_trainer(tmp_path, epochs=2).fit()
     rows = read_log(tmp_path / "log.csv")

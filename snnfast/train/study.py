@@ -92,15 +92,15 @@ def readout_step_numbers() -> list[int]:
 def summarize(variant: Variant, history: list[dict], kept: int, per_step: list[float]) -> dict:
     """The test accuracy of a run, in %: of the epoch kept (the one reported), of the last
     epoch and of the best one; and of the kept network at each readout step."""
-    accuracies = [row["test_acc"] for row in history]
-    row = {
+    accuracies = [epoch["test_acc"] for epoch in history]
+    summary = {
         "variant": variant.name, "label": variant.label, "paper": variant.paper,
         "kept": 100 * accuracies[kept - 1], "kept_epoch": kept,
         "final": 100 * accuracies[-1], "best": 100 * max(accuracies), "epochs": len(history),
-        "minutes": sum(row["seconds"] for row in history) / 60,
+        "minutes": sum(epoch["seconds"] for epoch in history) / 60,
     }
-    row.update({f"step_{t}": value for t, value in zip(readout_step_numbers(), per_step)})
-    return row
+    summary.update({f"step_{t}": value for t, value in zip(readout_step_numbers(), per_step)})
+    return summary
 
 
 def table(rows: list[dict]) -> str:

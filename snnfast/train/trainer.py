@@ -136,7 +136,11 @@ class Trainer:
 
     def load_best(self) -> int:
         """Loads the weights saved by keep_best into the model; returns their epoch."""
-        state = checkpoint.load(self.out_dir / BEST)
+        path = self.out_dir / BEST
+        if not path.is_file():
+            raise FileNotFoundError(f"no {BEST} in {self.out_dir}: the run was not trained with keep_best "
+                                    "(a run of an older snnfast?); start it over (snnfast study: --fresh)")
+        state = checkpoint.load(path)
         self.module.load_state_dict(state["model"])
         return int(state["epoch"])
 
