@@ -240,3 +240,4 @@ def test_accuracy_counters():
     assert (int(correct), count) == (1, 2)
     correct, count = StepAccuracy(slice(1, 4))(output, labels)
     assert (int(correct), count) == (4, 6)  # sample 0: 3 steps right; sample 1: step 1 only
+    assert StepAccuracy(slice(1, 4)).per_step(output, labels).tolist() == [2, 1, 1]

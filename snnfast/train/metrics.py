@@ -18,5 +18,10 @@ class StepAccuracy:
         self.steps = steps
 
     def __call__(self, output: torch.Tensor, labels: torch.Tensor):
+        correct = self.per_step(output, labels)
+        return correct.sum(), correct.numel() * labels.numel()
+
+    def per_step(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The number of samples right at each of the steps, ``[S]``."""
         predicted = output[self.steps].argmax(-1)  # [S, B]
-        return (predicted == labels.unsqueeze(0)).sum(), predicted.numel()
+        return (predicted == labels.unsqueeze(0)).sum(1)

@@ -75,12 +75,12 @@ def train_variant(variant: Variant, *, epochs: int, lr_step: int, out_dir: Path,
 def step_accuracy(model: torch.nn.Module, data) -> list[float]:
     """Test accuracy (%) at each step of ``xor.READOUT_STEPS``: where in the window a network
     loses accuracy (reacting late to the second pattern, or forgetting the first)."""
+    counter = StepAccuracy(xor.READOUT_STEPS)
     model.eval()
     correct, count = 0, 0
     with torch.no_grad():
         for x, labels in data:
-            predicted = model(x)[xor.READOUT_STEPS].argmax(-1)  # [steps, B]
-            correct = correct + (predicted == labels).sum(1)
+            correct = correct + counter.per_step(model(x), labels)
             count += labels.numel()
     return (100 * correct.double() / count).tolist()
 
