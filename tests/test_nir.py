@@ -155,6 +155,27 @@ def test_round_trip_through_a_file(tmp_path):
         assert torch.equal(back(x), net(x))
 
 
+@pytest.mark.parametrize("outer_edges", ["to the subgraph", "to its ports"])
+def test_nested_subgraphs_are_inlined(outer_edges):
+    torch.manual_seed(0)
+    net, x = _linear_lif()
+    flat = snnfast.to_nir(net, x[:1, :1], dt=DT)
+    inner = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([6])), "fc": flat.nodes["0"], "lif": flat.nodes["1"],
+               "output": nir.Output(output_type=np.array([8]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+    into, out_of = ("block", "block") if outer_edges == "to the subgraph" else ("block.input", "block.output")
+    nested = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([6])), "block": inner, "output": nir.Output(output_type=np.array([8]))},
+        edges=[("input", into), (out_of, "output")], type_check=False,
+    )
+    back = snnfast.from_nir(nested, dt=DT)
+    assert list(dict(back.named_children())) == ["block_fc", "block_lif"]
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
+
+
 def test_the_mapping_of_time_constants():
     """docs/neuron.md's table: beta from tau, alpha from r, for both discretisations."""
     tau, r, dt = np.array([2e-3, 5e-3, 1e-2]), np.array([1.0, 3.0, 0.5]), 1e-3
@@ -282,13 +303,18 @@ def _run_snntorch(net, x):
 
 # snnTorch's export_to_nir calls nirtorch's deprecated extract_nir_graph.
 @pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph:DeprecationWarning")
-def test_snntorch_network_imported_gives_the_same_spikes():
+@pytest.mark.parametrize("leaky_reset_delay", [False, True])
+def test_snntorch_network_imported_gives_the_same_spikes(leaky_reset_delay):
     from snntorch.export_nir import export_to_nir
 
     torch.manual_seed(0)
     zero = dict(init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    # Leaky's reset to zero agrees with the spec's for either reset_delay; RLeaky's and
+    # Synaptic's only without the delay.
+    leaky = snn.Leaky(beta=torch.rand(8) * 0.5 + 0.4, threshold=torch.full((8,), 0.5),
+                      **{**zero, "reset_delay": leaky_reset_delay})
     net = nn.Sequential(
-        nn.Linear(5, 8), snn.Leaky(beta=torch.rand(8) * 0.5 + 0.4, threshold=torch.full((8,), 0.5), **zero),
+        nn.Linear(5, 8), leaky,
         nn.Linear(8, 6), snn.RLeaky(beta=0.7, threshold=0.4, linear_features=6, **zero),
         nn.Linear(6, 4), snn.Synaptic(alpha=torch.full((4,), 0.5), beta=torch.full((4,), 0.9),
                                       threshold=torch.full((4,), 0.4), output=True, **zero),
