@@ -192,11 +192,14 @@ def _leaky_node(nir, beta, alpha, F: tuple, where: str, dt: float, discretisatio
     return nir.LI(tau=_tau(beta, dt, discretisation, where), r=_gain(alpha, beta), v_leak=np.zeros(F))
 
 
+def _float64(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float64).numpy()
+
+
 def _affine(nir, weight, bias):
-    weight = weight.detach().to("cpu", torch.float64).numpy()
     if bias is None:
-        return nir.Linear(weight=weight)
-    return nir.Affine(weight=weight, bias=bias.detach().to("cpu", torch.float64).numpy())
+        return nir.Linear(weight=_float64(weight))
+    return nir.Affine(weight=_float64(weight), bias=_float64(bias))
 
 
 def _pair(value) -> np.ndarray:
@@ -210,21 +213,23 @@ def _frame_node(nir, layer: nn.Module, shape: tuple, name: str):
         if layer.padding_mode != "zeros":
             raise ValueError(f"to_nir: {name!r} pads with {layer.padding_mode!r}; NIR's Conv2d pads with zeros")
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
+        padding = layer.padding if isinstance(layer.padding, str) else tuple(_pair(layer.padding))
         return nir.Conv2d(
-            input_shape=tuple(int(s) for s in shape[-2:]), weight=layer.weight.detach().to("cpu", torch.float64).numpy(),
-            stride=tuple(_pair(layer.stride)), padding=layer.padding if isinstance(layer.padding, str) else tuple(_pair(layer.padding)),
-            dilation=tuple(_pair(layer.dilation)), groups=layer.groups, bias=bias.detach().to("cpu", torch.float64).numpy(),
+            input_shape=tuple(int(s) for s in shape[-2:]), weight=_float64(layer.weight), bias=_float64(bias),
+            stride=tuple(_pair(layer.stride)), padding=padding, dilation=tuple(_pair(layer.dilation)), groups=layer.groups,
         )
     if isinstance(layer, nn.AvgPool2d):
         if layer.ceil_mode or (not layer.count_include_pad and np.any(_pair(layer.padding))):
-            raise ValueError(f"to_nir: {name!r} uses ceil_mode or count_include_pad=False, which NIR's pooling cannot say")
+            raise ValueError(f"to_nir: {name!r} uses ceil_mode or count_include_pad=False, "
+                             f"which NIR's pooling cannot say")
         stride = layer.kernel_size if layer.stride is None else layer.stride
         fields = dict(kernel_size=_pair(layer.kernel_size), stride=_pair(stride), padding=_pair(layer.padding))
         if layer.divisor_override is None:
             return nir.AvgPool2d(**fields)
         if layer.divisor_override == 1:
             return nir.SumPool2d(**fields)
-        raise ValueError(f"to_nir: {name!r} has divisor_override={layer.divisor_override}; NIR pools by the mean or the sum (1)")
+        raise ValueError(f"to_nir: {name!r} has divisor_override={layer.divisor_override}; "
+                         f"NIR pools by the mean or the sum (1)")
     if isinstance(layer, nn.Flatten):
         # The folded input is [T*B, *F]: NIR's dimensions count from F.
         if layer.start_dim == 0 or layer.end_dim == 0:
@@ -293,7 +298,8 @@ class _Exporter(TorchFunctionMode):
             self._source(args[0], f"layer {name!r}")
             self.inside = module
         elif not list(module.children()):
-            raise NotImplementedError(f"to_nir: layer {name!r} is a {type(module).__name__}, which snnfast cannot write to NIR")
+            raise NotImplementedError(f"to_nir: layer {name!r} is a {type(module).__name__}, "
+                                      f"which snnfast cannot write to NIR")
 
     def post_hook(self, module, args, out):
         if module is not self.inside:
@@ -312,8 +318,9 @@ class _Exporter(TorchFunctionMode):
             return out
         op = getattr(func, "__name__", str(func))
         if op != "flatten":
-            raise NotImplementedError(f"to_nir: the network applies {op} to the output of {self.producer[id(traced[0])]!r} "
-                                      f"outside a layer; NIR has no node for it (only flatten is written)")
+            source = self.producer[id(traced[0])]
+            raise NotImplementedError(f"to_nir: the network applies {op} to the output of {source!r} outside a "
+                                      f"layer; NIR has no node for it (only flatten is written)")
         x = traced[0]
         self._source(x, "a flatten")
         if out.shape == x.shape:  # nothing to flatten: no node
@@ -360,8 +367,8 @@ class _Exporter(TorchFunctionMode):
         elif isinstance(module, nn.Flatten):
             if min(d if d >= 0 else d + x.dim() for d in (module.start_dim, module.end_dim)) < 2:
                 raise NotImplementedError(f"{where} flattens the time or batch dimension of [T, B, *F]")
-            self._append(name, nir.Flatten(input_type={"input": np.array(x.shape[2:])},
-                                           start_dim=_frame_dim(module.start_dim, 2), end_dim=_frame_dim(module.end_dim, 2)))
+            start, end = (_frame_dim(d, 2) for d in (module.start_dim, module.end_dim))
+            self._append(name, nir.Flatten(input_type={"input": np.array(x.shape[2:])}, start_dim=start, end_dim=end))
         else:  # TimeDistributed: one node per layer, each on the shape it receives
             frames = x.flatten(0, 1)
             for index, layer in enumerate(module):
@@ -519,13 +526,12 @@ class _Importer:
             raise NotImplementedError(f"from_nir: recurrent node {name!r} scales its input by r * dt / tau other "
                                       f"than 1 or 1 - beta, which RecurrentLIF cannot")
         hidden = w_rec.weight.shape[0]
-        bias = getattr(w_rec, "bias", None)
-        biases = [b for b in (linear.bias, None if bias is None else torch.tensor(bias, dtype=torch.float32)) if b is not None]
+        biases = [b for b in (linear.bias, getattr(w_rec, "bias", None)) if b is not None]
         layer = RecurrentLIF(linear.in_features, hidden, bias=bool(biases), beta=_as_value(beta), **kwargs)
         with torch.no_grad():
             layer.linear.weight.copy_(linear.weight)
             if biases:
-                layer.linear.bias.copy_(sum(biases))
+                layer.linear.bias.copy_(sum(torch.as_tensor(b, dtype=torch.float32) for b in biases))
             layer.V.copy_(torch.tensor(w_rec.weight, dtype=torch.float32))
         return layer
 

@@ -64,7 +64,8 @@ def _linear_lif_fused():
 
 def _conv_pool():
     net = nn.Sequential(
-        TimeDistributed(nn.Conv2d(2, 4, 3, padding=1, stride=1)), LIF(beta=torch.rand(4) * 0.5 + 0.3, threshold=0.3),  # per channel
+        TimeDistributed(nn.Conv2d(2, 4, 3, padding=1)),
+        LIF(beta=torch.rand(4) * 0.5 + 0.3, threshold=0.3),  # one beta per channel
         TimeDistributed(nn.AvgPool2d(2)), TimeDistributed(nn.AvgPool2d(2, divisor_override=1), nn.Flatten()),
         nn.Linear(4 * 2 * 2, 5), LIF(beta=0.6, threshold=0.3),
     )
@@ -167,7 +168,8 @@ def test_nested_subgraphs_are_inlined(outer_edges):
     )
     into, out_of = ("block", "block") if outer_edges == "to the subgraph" else ("block.input", "block.output")
     nested = nir.NIRGraph(
-        nodes={"input": nir.Input(input_type=np.array([6])), "block": inner, "output": nir.Output(output_type=np.array([8]))},
+        nodes={"input": nir.Input(input_type=np.array([6])), "block": inner,
+               "output": nir.Output(output_type=np.array([8]))},
         edges=[("input", into), (out_of, "output")], type_check=False,
     )
     back = snnfast.from_nir(nested, dt=DT)
@@ -181,7 +183,8 @@ def test_the_mapping_of_time_constants():
     tau, r, dt = np.array([2e-3, 5e-3, 1e-2]), np.array([1.0, 3.0, 0.5]), 1e-3
     node = nir.LIF(tau=tau, r=r, v_leak=np.zeros(3), v_threshold=np.full(3, 0.7), v_reset=np.full(3, -0.1))
     graph = nir.NIRGraph.from_list(nir.Input(input_type=np.array([3])), node, nir.Output(output_type=np.array([3])))
-    for discretisation, beta, k in [("euler", 1 - dt / tau, dt / tau), ("exact", np.exp(-dt / tau), 1 - np.exp(-dt / tau))]:
+    expected = {"euler": (1 - dt / tau, dt / tau), "exact": (np.exp(-dt / tau), 1 - np.exp(-dt / tau))}
+    for discretisation, (beta, k) in expected.items():
         (lif,) = snnfast.from_nir(graph, dt=dt, discretisation=discretisation)
         assert isinstance(lif, ScaledLIF)
         np.testing.assert_allclose(lif.beta.numpy(), beta, rtol=1e-6)
@@ -332,6 +335,27 @@ def test_snntorch_network_imported_gives_the_same_spikes(leaky_reset_delay):
         # Every layer fires, so every neuron kind is compared.
         assert all(0 < ours[:k](x).mean() < 1 for k in (2, 3, 5))
     assert torch.equal(got, expected)
+
+
+@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph:DeprecationWarning")
+def test_snntorch_conv_network_imported_gives_the_same_spikes():
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    zero = dict(init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        snn.Leaky(beta=torch.full((4, 8, 8), 0.8), threshold=torch.full((4, 8, 8), 0.5), **zero),
+        nn.AvgPool2d(2), nn.Flatten(),  # snnTorch writes Flatten's dimensions counted from F
+        nn.Linear(64, 5), snn.Leaky(beta=torch.full((5,), 0.9), threshold=torch.full((5,), 0.3), **zero),
+    )
+    x = torch.rand(20, 3, 2, 8, 8) * 2
+    graph = _quiet(export_to_nir, copy.deepcopy(net), x[0], ignore_dims=[0])
+    ours = snnfast.from_nir(graph, dt=SNNTORCH_DT)
+    with torch.no_grad():
+        expected = _run_snntorch(net, x)
+        assert all(0 < ours[:k](x).mean() < 1 for k in (2, 6))
+        assert torch.equal(ours(x), expected)
 
 
 def test_snnfast_network_imported_into_snntorch_gives_the_same_spikes():
