@@ -236,7 +236,9 @@ def _frame_node(nir, layer: nn.Module, shape: tuple, name: str):
             raise ValueError(f"to_nir: {name!r} flattens the batch dimension")
         return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=_frame_dim(layer.start_dim, 1),
                            end_dim=_frame_dim(layer.end_dim, 1))
-    raise NotImplementedError(f"to_nir: {name!r} is a {type(layer).__name__}, which snnfast cannot write to NIR")
+    hint = " (NIR has no BatchNorm: fold it into the convolution before exporting)" if isinstance(
+        layer, nn.modules.batchnorm._BatchNorm) else ""
+    raise NotImplementedError(f"to_nir: {name!r} is a {type(layer).__name__}, which snnfast cannot write to NIR{hint}")
 
 
 def _frame_dim(dim: int, leading: int) -> int:
