@@ -17,6 +17,10 @@ pip_install "setuptools>=64" wheel ninja numpy tqdm matplotlib
 # Peers for the benchmarks and the converter. --no-deps: their own requirements would pull a
 # CUDA torch (and torchvision) over the installed one.
 pip_install --no-deps spikingjelly==2.0.0 snntorch==1.0.0
+# NIR, for snnfast.to_nir / from_nir and snnTorch's export_to_nir / import_from_nir. nir needs
+# only numpy and h5py; nirtorch (used by snnTorch's NIR functions) requires torch: --no-deps.
+pip_install --no-deps nir==1.0.8 nirtorch==2.6
+pip_install h5py
 pip_install loguru
 # The event-based datasets read their files through tonic (see the file for why --no-deps).
 pip_install --no-deps -r requirements-data.txt

@@ -5,9 +5,10 @@ from .recurrent import recurrent_lif
 from .lowmem import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
 from . import losses, models, nn
 from ._convert import convert
+from .nir import from_nir, to_nir
 
 __all__ = [
-    "lif", "recurrent_lif", "reference", "surrogate", "nn", "losses", "models", "convert",
+    "lif", "recurrent_lif", "reference", "surrogate", "nn", "losses", "models", "convert", "to_nir", "from_nir",
     "lif_checkpointed", "lif_saved_bf16", "run_chunked", "truncated_backward",
 ]
 __version__ = "0.1.0"
