@@ -11,6 +11,7 @@ import argparse
 import ctypes
 import datetime
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -218,7 +219,12 @@ FULL_SHAPES = [(8, 64, 1024), (100, 64, 1024), (1000, 64, 1024)]
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["imp"]:  # `snnfast bench imp`: the IMP overhead benchmark
+        from .benchmark_imp import main as imp_main
+        return imp_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__,
+                                     epilog="`snnfast bench imp --help`: the IMP overhead benchmark.")
     parser.add_argument("--full", action="store_true", help="add T = 1000 (slow for the reference loop)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
