@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
+import math
 import platform
 import sys
 import time
@@ -52,6 +53,32 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
         _sync(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved_times(calls: list[Callable[[], object]], device: torch.device, rounds: int,
+                      warmup: int = 2, min_sample_s: float = 0.01) -> list[list[float]]:
+    """Seconds per call of each call in each of `rounds` rounds. Each round runs every call in
+    turn, so that a burst of load on the machine hits all of them rather than one; a sample
+    repeats a short call until it lasts about min_sample_s, above the timer's and the
+    scheduler's jitter."""
+    def run(fn, repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync(device)
+        return (time.perf_counter() - start) / repeats
+
+    repeats = []
+    for fn in calls:
+        for _ in range(warmup - 1):
+            fn()
+        repeats.append(max(1, math.ceil(min_sample_s / max(run(fn, 1), 1e-9))))
+    times = [[] for _ in calls]
+    for _ in range(rounds):
+        for fn, n, seen in zip(calls, repeats, times):
+            seen.append(run(fn, n))
+    return times
 
 
 def keep_freed_memory() -> bool:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import torch
 
 from . import ops
-from .benchmark import _sync, keep_freed_memory, machine
+from .benchmark import interleaved_times, keep_freed_memory, machine
 
 T_GRID = (2, 4, 8, 16, 32)
 N_GRID = (2**8, 2**12, 2**16, 2**20)
@@ -108,32 +106,6 @@ class Row:
     forward_median_ms: float
     forward_backward_best_ms: float
     forward_backward_median_ms: float
-
-
-def interleaved_times(calls: list[Callable[[], object]], device: torch.device, rounds: int,
-                      warmup: int = 2, min_sample_s: float = 0.01) -> list[list[float]]:
-    """Seconds per call of each call in each of `rounds` rounds. Each round runs every call in
-    turn, so that a burst of load on the machine hits all of them rather than one; a sample
-    repeats a short call until it lasts about min_sample_s, above the timer's and the
-    scheduler's jitter."""
-    def run(fn, repeats):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        _sync(device)
-        return (time.perf_counter() - start) / repeats
-
-    repeats = []
-    for fn in calls:
-        for _ in range(warmup - 1):
-            fn()
-        repeats.append(max(1, math.ceil(min_sample_s / max(run(fn, 1), 1e-9))))
-    times = [[] for _ in calls]
-    for _ in range(rounds):
-        for fn, n, seen in zip(calls, repeats, times):
-            seen.append(run(fn, n))
-    return times
 
 
 def measure(T: int, N: int, device: torch.device, rounds: int) -> list[Row]:

@@ -3,7 +3,7 @@ of the times it measured, and its command line checks what it is given."""
 import pytest
 import torch
 
-from snnfast import benchmark_imp, reference
+from snnfast import benchmark, benchmark_imp, reference
 from snnfast.surrogate import Sigmoid
 
 CPU = torch.device("cpu")
@@ -65,7 +65,7 @@ def test_overheads_are_ratios_of_the_times_with_and_without_imp():
 def test_interleaved_times_runs_every_call_once_a_round_in_turn():
     order = []
     calls = [lambda: order.append("a"), lambda: order.append("b")]
-    times = benchmark_imp.interleaved_times(calls, CPU, rounds=3, warmup=1, min_sample_s=0.0)
+    times = benchmark.interleaved_times(calls, CPU, rounds=3, warmup=1, min_sample_s=0.0)
     assert [len(t) for t in times] == [3, 3]
     assert order == ["a", "b"] + ["a", "b"] * 3  # one timed warm-up each, then the rounds
 
