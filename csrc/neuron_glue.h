@@ -15,8 +15,8 @@ namespace snnfast {
 // float64 for double input, float32 for every other floating dtype.
 at::ScalarType acc_type(at::ScalarType dtype);
 
-// at::empty, filled with NaN when SNNFAST_POISON=1 (tests), so that an element a kernel
-// forgot to write cannot pass for a result.
+// at::empty (large CPU outputs from output_cache.h), filled with NaN when SNNFAST_POISON=1
+// (tests), so that an element a kernel forgot to write cannot pass for a result.
 at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options);
 
 void check_same_device(const at::Tensor& x, const at::Tensor& t, const char* name);

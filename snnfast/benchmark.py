@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
+import math
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -51,6 +53,32 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
         _sync(device)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved_times(calls: list[Callable[[], object]], device: torch.device, rounds: int,
+                      warmup: int = 2, min_sample_s: float = 0.01) -> list[list[float]]:
+    """Seconds per call of each call in each of `rounds` rounds. Each round runs every call in
+    turn, so that a burst of load on the machine hits all of them rather than one; a sample
+    repeats a short call until it lasts about min_sample_s, above the timer's and the
+    scheduler's jitter."""
+    def run(fn, repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync(device)
+        return (time.perf_counter() - start) / repeats
+
+    repeats = []
+    for fn in calls:
+        for _ in range(warmup - 1):
+            fn()
+        repeats.append(max(1, math.ceil(min_sample_s / max(run(fn, 1), 1e-9))))
+    times = [[] for _ in calls]
+    for _ in range(rounds):
+        for fn, n, seen in zip(calls, repeats, times):
+            seen.append(run(fn, n))
+    return times
 
 
 def keep_freed_memory() -> bool:
@@ -218,7 +246,12 @@ FULL_SHAPES = [(8, 64, 1024), (100, 64, 1024), (1000, 64, 1024)]
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["imp"]:  # `snnfast bench imp`: the IMP overhead benchmark
+        from .benchmark_imp import main as imp_main
+        return imp_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__,
+                                     epilog="`snnfast bench imp --help`: the IMP overhead benchmark.")
     parser.add_argument("--full", action="store_true", help="add T = 1000 (slow for the reference loop)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
