@@ -12,13 +12,26 @@ from . import _args
 
 
 class _Spike(torch.autograd.Function):
-    """o = H(z) with H(0) = 1, z = h - threshold; backward: g * s(z)."""
+    """o = H(z) with H(0) = 1, z = h - threshold; backward: g * s(z), itself differentiable
+    (double backward). forward and setup_context apart, so that torch.func's transforms
+    (grad, jacrev, hessian, vmap) accept it; the tangent of forward-mode AD is 0, H's derivative."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, z, surrogate):
+    def forward(z, surrogate):
+        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        z, surrogate = inputs
         ctx.save_for_backward(z)
         ctx.surrogate = surrogate
-        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def jvp(ctx, z_tangent, surrogate_tangent):
+        return torch.zeros_like(z_tangent)
+
 
     @staticmethod
     def backward(ctx, grad):

@@ -47,6 +47,7 @@ class RecurrentLIF(LIF):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         current = self.linear(self._as_sequence(x))
+        self._check_state_shape(current)
         if self._last_spikes is not None:
             # o_0 of this call is the last spike of the previous one.
             first = current[:1] + self._last_spikes @ self.V.t().to(current.dtype)
