@@ -112,7 +112,8 @@ def lif(
     return_membrane: bool = False,
 ):
     """Same arguments and results as snnfast.lif."""
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                     detach_reset, return_state, return_membrane)
     return _run(x, None, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
                 return_state, return_membrane)
 
@@ -133,6 +134,7 @@ def recurrent_lif(
     return_membrane: bool = False,
 ):
     """Same arguments and results as snnfast.recurrent_lif: lif with I_t = x_t + o_{t-1} V^T."""
-    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                               detach_reset, return_state, return_membrane)
     return _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
                 return_state, return_membrane)
