@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _args, _segments, bitpack
+from . import surrogate as surrogates
 from ._segments import LIFCall
 from .lowmem import check_kernel_runs
 
@@ -139,7 +140,9 @@ def linear_lif(
     spikes_in: [T, B, in_features] binary spikes (0 or 1) in a float dtype: packing keeps
     only whether a value is nonzero. check_binary=True checks it (one more comparison pass
     over the input, and a device-to-host sync on an accelerator) and raises a ValueError
-    otherwise.
+    otherwise; under torch.compile, where a graph cannot branch on values, the check is an
+    assertion in the graph (torch._assert_async: a RuntimeError on the CPU, a device-side
+    assertion, which ends the process's CUDA context, on a GPU).
 
     Gradients (of spikes_in, weight, bias and the neuron's tensors) equal those of
     nn.Linear + snnfast.lif up to float rounding: the weight's gradient is summed over time
@@ -177,6 +180,13 @@ class LinearLIF(torch.nn.Module):
                  detach_reset: bool = False, surrogate="rectangle", segment: Optional[int] = None,
                  check_binary: bool = True, device=None, dtype=None):
         super().__init__()
+        # The options are checked here, as LIF checks its own; the tensors at each call.
+        _args.check_reset(reset, v_reset)
+        for name, value in (("bias", bias), ("detach_reset", detach_reset), ("check_binary", check_binary)):
+            _args.check_flag(value, name)
+        if segment is not None:
+            _segments.check_segment(segment)
+        surrogate = surrogates.get(surrogate)
         factory = dict(device=device, dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))

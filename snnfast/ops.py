@@ -39,17 +39,24 @@ def lif(
         alpha: scale of the input, shaped like beta.
         threshold: firing threshold, shaped like beta.
         reset: "hard" (to v_reset), "soft" (subtract threshold) or "none".
-        v_reset: the membrane after a hard reset.
+        v_reset: the membrane after a hard reset (only with reset="hard"; another value than
+            0 with a soft or no reset, which ignore it, is an error).
         detach_reset: cut the reset's path in the backward pass.
         u0: initial membrane: None (zero), a float, a per-neuron F tensor (the learnable IMP)
             or a state broadcastable to [B, *F].
-        surrogate: "rectangle", "triangle", "sigmoid", "atan" or an object of snnfast.surrogate.
+        surrogate: "rectangle", "triangle", "sigmoid", "atan" or an object of snnfast.surrogate
+            (a subclass that defines its own derivative runs in snnfast.reference.lif, with a
+            warning: the kernels know the four by name).
         return_state: also return u_T, [B, *F], differentiable (to run a sequence in chunks).
         return_membrane: also return the membrane trace h, [T, B, *F].
 
     Returns:
         The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h]) with the flags.
         u_T and h are float32 for float16/bfloat16 input (the arithmetic precision).
+
+    Gradients: first-order reverse mode (backward, torch.autograd.grad, also under
+    torch.vmap). Double backward, forward-mode AD and torch.func.grad/jacrev raise a
+    RuntimeError that points to snnfast.reference.lif, which supports them.
     """
     surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
                                      detach_reset, return_state, return_membrane)

@@ -106,6 +106,9 @@ def test_linear_lif_tensor_beta_is_a_buffer():
     (lambda x: snnfast.nn.LinearLIF(3, 2, beta=0.5, check_binary=2)(x), "check_binary must be True or False"),
     (lambda x: snnfast.nn.LinearLIF(3, 2, beta=0.5)(x, u0="a"), "u0 must be None, a float or a torch.Tensor"),
     (lambda x: LIF(0.5, stateful="yes"), "stateful must be True or False"),
+    (lambda x: LinearLIF(3, 2, beta=0.5, reset="soft", v_reset=0.2), "v_reset = 0.2 has no effect"),
+    (lambda x: LinearLIF(3, 2, beta=0.5, detach_reset=1), "detach_reset must be True or False"),
+    (lambda x: LinearLIF(3, 2, beta=0.5, surrogate="box"), "surrogate must be one of"),
     (lambda x: IF(reset="hrad"), "reset must be one of"),
 ])
 def test_arguments_are_checked_by_name(call, match):
