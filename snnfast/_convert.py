@@ -11,6 +11,7 @@ import warnings
 import torch
 from torch import nn
 
+from . import _args
 from . import surrogate as surrogates
 from .nn import IF, LIF
 
@@ -98,6 +99,10 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
     Returns:
         The converted model (`model` itself when inplace=True, except when `model` is a neuron).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _args.check_flag(inplace, "inplace")
+    _args.check_flag(stateful, "stateful")
     try:
         from spikingjelly.activation_based import neuron as sj_neuron
         from spikingjelly.activation_based import surrogate as sj_surrogate

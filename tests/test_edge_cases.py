@@ -110,6 +110,10 @@ def test_linear_lif_tensor_beta_is_a_buffer():
     (lambda x: LinearLIF(3, 2, beta=0.5, detach_reset=1), "detach_reset must be True or False"),
     (lambda x: LinearLIF(3, 2, beta=0.5, surrogate="box"), "surrogate must be one of"),
     (lambda x: IF(reset="hrad"), "reset must be one of"),
+    (lambda x: RecurrentLIF(3, 0), "hidden must be a positive int"),
+    (lambda x: snnfast.nn.LeakyReadout(0), "features must be a positive int"),
+    (lambda x: snnfast.convert(torch.nn.Linear(2, 2), inplace="no"), "inplace must be True or False"),
+    (lambda x: snnfast.convert("model"), "model must be a torch.nn.Module"),
 ])
 def test_arguments_are_checked_by_name(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
