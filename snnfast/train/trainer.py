@@ -271,7 +271,7 @@ class Trainer:
         done = int(state["epoch"])
         if done > self.epochs:
             raise RunError(f"{path} has {done} epochs done, more than epochs = {self.epochs}: pass at least "
-                             f"{done} to continue it (or --fresh to start over)")
+                           f"{done} to continue it (or --fresh to start over)")
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as error:
@@ -305,8 +305,11 @@ def clear_run(out_dir) -> None:
     """Deletes the files of a Trainer's run in ``out_dir`` (nothing else there)."""
     for name in run_files(Path(out_dir)):
         target = Path(out_dir) / name
-        # missing_ok: under torchrun every process clears the folder.
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        # Missing is fine: under torchrun every process clears the folder.
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def _flatten(meta: dict, prefix: str = "") -> dict:
@@ -320,7 +323,7 @@ def _flatten(meta: dict, prefix: str = "") -> dict:
 
 
 def _meta_changes(saved: dict, new: dict) -> list[str]:
-    """'key: saved -> new' for each entry of both that differs; argv, epochs and a setup's
+    """'key saved -> new' for each entry of both that differs; argv, epochs and a setup's
     notes (prose, which may change between versions) aside."""
     saved, new = _flatten(saved), _flatten(new)
     ignored = lambda key: key == "argv" or key.rsplit(".", 1)[-1] in ("epochs", "notes")  # noqa: E731
