@@ -8,18 +8,35 @@ COMMANDS = {
     "study": ("snnfast.train.study", "the component study of Table 6 (snnfast study xor [--quick])"),
     "train": ("snnfast.train.cli", "train a setup of Tables 4 and 5 (snnfast train SETUP [flags])"),
 }
+USAGE = "usage: snnfast [-h] [--version] COMMAND [ARGS]"
+
+
+def _help() -> str:
+    lines = [USAGE, "", "commands:"]
+    lines += [f"  {name:8s} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += ["", "`snnfast COMMAND --help` describes a command's arguments."]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] not in COMMANDS:
-        print("usage: snnfast COMMAND [ARGS]\n\ncommands:")
-        for name, (_, about) in COMMANDS.items():
-            print(f"  {name:8s} {about}")
-        raise SystemExit(0 if argv[:1] in ([], ["-h"], ["--help"]) else 2)
+    first = argv[0] if argv else None
+    if first in ("-h", "--help"):
+        print(_help())
+        raise SystemExit(0)
+    if first in ("-V", "--version"):
+        from . import __version__
+
+        print(f"snnfast {__version__}")
+        raise SystemExit(0)
+    if first not in COMMANDS:
+        # As argparse does: the usage and the error on stderr, exit status 2.
+        problem = "a command is required" if first is None else f"unknown command {first!r}"
+        print(f"{_help()}\nsnnfast: error: {problem} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
+        raise SystemExit(2)
     import importlib
 
-    importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    importlib.import_module(COMMANDS[first][0]).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Checks and normalises the arguments of snnfast.lif, for the kernels and the reference alike,
-so that bad input fails with an error that names the argument."""
+"""Checks and normalises the arguments of snnfast's public functions (the ops, the
+memory-saving paths and the layers), for the kernels and the reference alike, so that bad
+input fails with the same error wherever it is passed: one that names the argument and says
+what is expected. Also where the compiled ops refuse what they cannot do (see check_autograd)."""
 from __future__ import annotations
 
 import numbers
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 
 from . import surrogate as surrogates
 
@@ -69,20 +72,44 @@ def check_state(u0, x: torch.Tensor) -> None:
         )
 
 
-def check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> surrogates.Surrogate:
+def check_flag(value, name: str) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_positive_int(value, name: str, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int ({what}), got {value!r}")
+
+
+def check_reset(reset, v_reset) -> None:
+    """reset is one of RESETS; v_reset a float, and left at 0 unless the reset is hard (the
+    only one that reads it: a v_reset given with another reset would be ignored)."""
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    if not isinstance(v_reset, numbers.Real) or isinstance(v_reset, bool):
+        raise TypeError(f"v_reset must be a float, got {type(v_reset).__name__}")
+    if reset != "hard" and v_reset != 0:
+        raise ValueError(f"v_reset = {v_reset} has no effect with reset={reset!r}: only the hard reset "
+                         "sets the membrane to v_reset; pass reset='hard' or leave v_reset at 0")
+
+
+def check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate, detach_reset=False,
+                   return_state=False, return_membrane=False) -> surrogates.Surrogate:
     """Raises a clear error for any bad argument; returns the surrogate as an object."""
     check_input(x)
     for name, value in (("beta", beta), ("alpha", alpha), ("threshold", threshold)):
         check_param(value, x, name)
     check_state(u0, x)
-    if reset not in RESETS:
-        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-    if not isinstance(v_reset, numbers.Real) or isinstance(v_reset, bool):
-        raise TypeError(f"v_reset must be a float, got {type(v_reset).__name__}")
+    check_reset(reset, v_reset)
+    for name, value in (("detach_reset", detach_reset), ("return_state", return_state),
+                        ("return_membrane", return_membrane)):
+        check_flag(value, name)
     return surrogates.get(surrogate)
 
 
-def check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate) -> surrogates.Surrogate:
+def check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate, detach_reset=False,
+                             return_state=False, return_membrane=False) -> surrogates.Surrogate:
     """check_lif_args, plus x of shape [T, B, N] and V an [N, N] tensor on x's device."""
     check_input(x)
     if x.dim() != 3:
@@ -98,7 +125,63 @@ def check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, s
         raise ValueError(f"V has shape {tuple(V.shape)} but x has N = {N} neurons; expected V of shape ({N}, {N})")
     if V.device != x.device:
         raise ValueError(f"V is on {V.device} but x is on {x.device}")
-    return check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    return check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate, detach_reset,
+                          return_state, return_membrane)
+
+
+def check_linear_lif_args(spikes_in, weight, bias, check_binary) -> None:
+    """The Linear side of snnfast.nn.LinearLIF: spikes_in [T, B, in_features], weight
+    [out_features, in_features], bias None or [out_features]."""
+    if not isinstance(spikes_in, torch.Tensor) or spikes_in.dim() != 3:
+        shape = tuple(spikes_in.shape) if isinstance(spikes_in, torch.Tensor) else type(spikes_in).__name__
+        raise ValueError(f"spikes_in must be a [T, B, in_features] tensor, got {shape}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != spikes_in.shape[2]:
+        raise ValueError(
+            f"weight must be [out_features, in_features = {spikes_in.shape[2]}], "
+            f"got {tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}"
+        )
+    if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (weight.shape[0],)):
+        shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise ValueError(f"bias must be None or [out_features = {weight.shape[0]}], got {shape}")
+    check_flag(check_binary, "check_binary")
+
+
+_FUNCTORCH_TRANSFORMS = ("Grad", "Jvp")
+
+
+def check_autograd(op: str, tensors, instead: str = "snnfast.reference.lif") -> None:
+    """Refuses what the compiled ops' gradients cannot do instead of returning zeros: they
+    have a first-order reverse-mode backward (loss.backward(), torch.autograd.grad) and no
+    forward-mode derivative, no derivative of their backward, and an autograd function that
+    torch.func's grad transforms do not accept. torch.vmap works (PyTorch loops over the
+    batch). The reference (pure PyTorch) supports all of it."""
+    if torch.compiler.is_compiling():
+        return
+    stack = torch._C._functorch.get_interpreter_stack() or ()
+    transforms = {str(i.key()).rsplit(".", 1)[-1] for i in stack} & set(_FUNCTORCH_TRANSFORMS)
+    forward_mode = forward_ad._current_level >= 0 and any(
+        isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+    if transforms or forward_mode:
+        what = ("forward-mode AD (torch.func.jvp, torch.autograd.forward_ad)" if forward_mode or "Jvp" in transforms
+                else "torch.func's grad transforms (torch.func.grad, jacrev, jacfwd, hessian)")
+        raise RuntimeError(
+            f"{op} does not support {what}: its compiled kernel has a reverse-mode backward only "
+            f"(loss.backward() or torch.autograd.grad). Use {instead} (the same neuron in pure "
+            "PyTorch, slower), which supports it"
+        )
+
+
+def check_first_order(op: str, tensors, instead: str = "snnfast.reference.lif") -> None:
+    """Called in a compiled op's backward: under create_graph=True (double backward,
+    Hessians, gradient penalties) its gradients would be constants to autograd, so the second
+    derivative through it would silently be zero."""
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors):
+        raise RuntimeError(
+            f"{op} does not support double backward (backward with create_graph=True, "
+            "torch.autograd.functional.hessian, gradient penalties): its backward is a compiled "
+            f"kernel without a derivative of its own. Use {instead} (the same neuron in pure "
+            "PyTorch, slower) for second derivatives"
+        )
 
 
 def as_tensor(value) -> torch.Tensor:

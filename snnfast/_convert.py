@@ -8,8 +8,10 @@ import copy
 import numbers
 import warnings
 
+import torch
 from torch import nn
 
+from . import _args
 from . import surrogate as surrogates
 from .nn import IF, LIF
 
@@ -97,6 +99,10 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
     Returns:
         The converted model (`model` itself when inplace=True, except when `model` is a neuron).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _args.check_flag(inplace, "inplace")
+    _args.check_flag(stateful, "stateful")
     try:
         from spikingjelly.activation_based import neuron as sj_neuron
         from spikingjelly.activation_based import surrogate as sj_surrogate
@@ -104,7 +110,7 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
         raise ImportError("snnfast.convert needs SpikingJelly (spikingjelly.activation_based)") from error
 
     if not inplace:
-        model = copy.deepcopy(model)
+        model = _copy_at_rest(model)
     skipped = []
 
     def swap(module: nn.Module, name: str):
@@ -130,6 +136,19 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
         warnings.warn("snnfast.convert left these modules unchanged: " + "; ".join(skipped), stacklevel=2)
     _forget_reset_cache(model)
     return model
+
+
+def _copy_at_rest(model: nn.Module) -> nn.Module:
+    """copy.deepcopy(model), where the membranes a forward in grad mode left in the modules
+    (SpikingJelly's v, the state of snnfast's stateful layers) are copied detached: autograd
+    cannot copy a tensor that is not a leaf, and the copy has no use for the graph."""
+    memo = {}
+    for module in model.modules():
+        held = list(vars(module).values()) + list(getattr(module, "_memories", {}).values())
+        for value in held:
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
 
 
 def _forget_reset_cache(model: nn.Module) -> None:

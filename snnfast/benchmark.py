@@ -253,13 +253,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="snnfast bench", description=__doc__,
                                      epilog="`snnfast bench imp --help`: the IMP overhead benchmark.")
     parser.add_argument("--full", action="store_true", help="add T = 1000 (slow for the reference loop)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="the device to time on: cpu (default) or cuda")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each contender; the best counts (default 5)")
     parser.add_argument("--reference-max-T", type=int, default=100,
                         help="time the reference loop only up to this T")
     parser.add_argument("--out", help="also write the table to this markdown file")
     parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's malloc as it is (see keep_freed_memory)")
+                        help="leave glibc's malloc as it is; by default it is told to keep freed memory "
+                             "(as a caching allocator does), so that no contender pays fresh page faults")
     args = parser.parse_args(argv)
     allocator = "glibc malloc, defaults"
     if not args.default_malloc and keep_freed_memory():

@@ -17,11 +17,17 @@ import torch
 import torch.nn.functional as F
 
 from . import _args, _segments, bitpack
+from . import surrogate as surrogates
 from ._segments import LIFCall
+from .lowmem import check_kernel_runs
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
 # trace is kept (a checkpointed backward pass works segment by segment anyway).
 _UNPACK_BLOCK = 1 << 20
+
+
+_NOT_BINARY = ("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
+               "use nn.Linear + snnfast.lif for other inputs")
 
 
 class _LinearLIF(torch.autograd.Function):
@@ -29,11 +35,15 @@ class _LinearLIF(torch.autograd.Function):
     def forward(ctx, spikes_in, weight, bias, beta, alpha, threshold, u0, options, segment, check_binary):
         ctx.set_materialize_grads(False)
         T, B, n_in = spikes_in.shape
+        if check_binary and torch.compiler.is_compiling():
+            # A compiled graph cannot branch on the values (a host sync); it checks them in an
+            # assertion of its own instead.
+            torch._assert_async(((spikes_in == 0) | (spikes_in == 1)).all(), _NOT_BINARY)
+            check_binary = False
         try:
             packed = bitpack.pack_bits(spikes_in, require_binary=check_binary)
         except ValueError:
-            raise ValueError("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
-                             "use nn.Linear + snnfast.lif for other inputs") from None
+            raise ValueError(_NOT_BINARY) from None
         call = LIFCall(beta, alpha, threshold, options)
         state_shape = (B, weight.shape[0])
         if segment is None:
@@ -130,30 +140,25 @@ def linear_lif(
     spikes_in: [T, B, in_features] binary spikes (0 or 1) in a float dtype: packing keeps
     only whether a value is nonzero. check_binary=True checks it (one more comparison pass
     over the input, and a device-to-host sync on an accelerator) and raises a ValueError
-    otherwise.
+    otherwise; under torch.compile, where a graph cannot branch on values, the check is an
+    assertion in the graph (torch._assert_async: a RuntimeError on the CPU, a device-side
+    assertion, which ends the process's CUDA context, on a GPU).
 
     Gradients (of spikes_in, weight, bias and the neuron's tensors) equal those of
     nn.Linear + snnfast.lif up to float rounding: the weight's gradient is summed over time
     in blocks, and the parameter gradients over segments. Returns spikes
     [T, B, out_features] in spikes_in's dtype, or (spikes, u_T) with return_state.
     """
-    if not isinstance(spikes_in, torch.Tensor) or spikes_in.dim() != 3:
-        shape = tuple(spikes_in.shape) if isinstance(spikes_in, torch.Tensor) else type(spikes_in).__name__
-        raise ValueError(f"spikes_in must be a [T, B, in_features] tensor, got {shape}")
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != spikes_in.shape[2]:
-        raise ValueError(
-            f"weight must be [out_features, in_features = {spikes_in.shape[2]}], "
-            f"got {tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}"
-        )
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"bias must be None or [out_features = {weight.shape[0]}], got {tuple(bias.shape)}")
+    _args.check_linear_lif_args(spikes_in, weight, bias, check_binary)
     if segment is not None:
         _segments.check_segment(segment)
     # The neuron's arguments are checked against an empty current of the layer's output shape,
     # dtype and device.
     current_like = spikes_in.new_empty((0, spikes_in.shape[1], weight.shape[0]))
-    surrogate = _args.check_lif_args(current_like, beta, alpha, threshold, u0, reset, v_reset, surrogate)
-    _segments.check_device(spikes_in, "spikes_in")
+    surrogate = _args.check_lif_args(current_like, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                     detach_reset, return_state)
+    check_kernel_runs("snnfast.nn.LinearLIF", spikes_in, surrogate,
+                      (spikes_in, weight, bias, beta, alpha, threshold, u0), name="spikes_in")
     beta_t, alpha_t, threshold_t = (_args.as_tensor(p) for p in (beta, alpha, threshold))
     u0_t = None if u0 is None else _args.as_tensor(u0)
     spikes, u_last = _LinearLIF.apply(
@@ -167,19 +172,31 @@ class LinearLIF(torch.nn.Module):
     """nn.Linear(in_features, out_features) followed by LIF neurons (snnfast.lif), for binary
     input spikes [T, B, in_features], saving the input as bits; segment=K also checkpoints
     the membrane every K steps (see linear_lif). The weight and bias are initialised as
-    nn.Linear's. beta, alpha and threshold are floats or tensors (an nn.Parameter is learned);
-    the other arguments are snnfast.lif's."""
+    nn.Linear's. beta, alpha and threshold are floats or tensors (an nn.Parameter is learned,
+    another tensor is copied into a buffer); the other arguments are snnfast.lif's."""
 
     def __init__(self, in_features: int, out_features: int, *, beta, bias: bool = True,
                  alpha=1.0, threshold=1.0, reset: str = "hard", v_reset: float = 0.0,
                  detach_reset: bool = False, surrogate="rectangle", segment: Optional[int] = None,
                  check_binary: bool = True, device=None, dtype=None):
         super().__init__()
+        # The options are checked here, as LIF checks its own; the tensors at each call.
+        _args.check_reset(reset, v_reset)
+        for name, value in (("bias", bias), ("detach_reset", detach_reset), ("check_binary", check_binary)):
+            _args.check_flag(value, name)
+        if segment is not None:
+            _segments.check_segment(segment)
+        surrogate = surrogates.get(surrogate)
         factory = dict(device=device, dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.bias = torch.nn.Parameter(torch.empty(out_features, **factory)) if bias else None
-        self.beta, self.alpha, self.threshold = beta, alpha, threshold
+        for name, value in (("beta", beta), ("alpha", alpha), ("threshold", threshold)):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                # A fixed tensor is a buffer: in the state_dict, and moved by .to() (as in LIF).
+                self.register_buffer(name, value.detach().clone())
+            else:
+                setattr(self, name, value)
         self.reset, self.v_reset, self.detach_reset = reset, v_reset, detach_reset
         self.surrogate, self.segment, self.check_binary = surrogate, segment, check_binary
         self.reset_parameters()

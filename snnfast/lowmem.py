@@ -13,6 +13,7 @@ current recomputed.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -22,14 +23,29 @@ from . import surrogate as surrogates
 from ._segments import LIFCall
 
 
-def _prepare(x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate):
-    """Checks the arguments as snnfast.lif does; returns the op's tensor arguments, its
-    options and the surrogate as an object."""
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
-    _segments.check_device(x)
+def _prepare(op, x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, return_state,
+             return_membrane):
+    """Checks the arguments as snnfast.lif does, and that the compiled op can run them;
+    returns the op's tensor arguments, its options and the surrogate as an object."""
+    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                     detach_reset, return_state, return_membrane)
+    check_kernel_runs(op, x, surrogate, (x, beta, alpha, threshold, u0))
     tensors = [_args.as_tensor(p) for p in (beta, alpha, threshold)]
     u0 = None if u0 is None else _args.as_tensor(u0)
     return tensors, u0, LIFCall.options_of(reset, v_reset, detach_reset, surrogate), surrogate
+
+
+def check_kernel_runs(op: str, x: torch.Tensor, surrogate, tensors, name: str = "x") -> None:
+    """The memory-saving paths call the compiled op directly, with no reference to fall
+    back on: a clear error where it cannot run what is asked."""
+    _segments.check_device(x, name)
+    if not surrogates.in_kernel(surrogate):
+        raise ValueError(
+            f"{op}: the surrogate {type(surrogate).__qualname__} defines its own derivative, which the "
+            "compiled kernels (rectangle, triangle, sigmoid, atan by name) do not compute; use "
+            "snnfast.lif, which runs it in the reference loop"
+        )
+    _args.check_autograd(op, tensors)
 
 
 class _CheckpointedLIF(torch.autograd.Function):
@@ -99,7 +115,8 @@ def lif_checkpointed(
     """
     _segments.check_segment(segment)
     (beta_t, alpha_t, threshold_t), u0_t, options, _ = _prepare(
-        x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate)
+        "snnfast.lif_checkpointed", x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
+        return_state, return_membrane)
     spikes, u_last, membrane = _CheckpointedLIF.apply(
         x, beta_t, alpha_t, threshold_t, u0_t, options, segment, return_membrane)
     return _args.results(spikes, u_last, membrane, return_state, return_membrane)
@@ -119,7 +136,7 @@ def to_bfloat16_keeping_branches(membrane: torch.Tensor, threshold, surrogate) -
     F = tuple(membrane.shape[2:])
     threshold = reference._broadcast(threshold, F, membrane.dtype, "threshold")
     trace = torch.empty(membrane.shape, dtype=torch.bfloat16, device=membrane.device)
-    steps = max(1, _ROUNDING_BLOCK // max(1, membrane[0].numel()))
+    steps = max(1, _ROUNDING_BLOCK // max(1, math.prod(membrane.shape[1:])))
     for t0 in range(0, membrane.shape[0], steps):
         exact = membrane[t0:t0 + steps]
         rounded = exact.to(torch.bfloat16)
@@ -195,8 +212,10 @@ def lif_saved_bf16(
     a per-layer threshold in tests/test_memory.py's cases). Arguments are those of
     snnfast.lif, plus keep_branches.
     """
+    _args.check_flag(keep_branches, "keep_branches")
     (beta_t, alpha_t, threshold_t), u0_t, options, surrogate = _prepare(
-        x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate)
+        "snnfast.lif_saved_bf16", x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
+        return_state, return_membrane)
     spikes, u_last, membrane = _BFloat16TraceLIF.apply(
         x, beta_t, alpha_t, threshold_t, u0_t, options, surrogate if keep_branches else None,
         return_membrane)
@@ -220,7 +239,8 @@ def run_chunked(step: Callable, x: torch.Tensor, state=None, *, chunk: int, deta
     detach_state=True cuts it between chunks (truncated BPTT); to also keep only one chunk's
     saved tensors at a time, call backward per chunk: truncated_backward.
     """
-    _segments.check_segment(chunk)
+    _args.check_positive_int(chunk, "chunk", "time steps per chunk")
+    _args.check_flag(detach_state, "detach_state")
     outputs = []
     for t0 in range(0, x.shape[0], chunk):
         out, state = step(x[t0:t0 + chunk], state)
@@ -237,7 +257,7 @@ def truncated_backward(step: Callable, x: torch.Tensor, state=None, *, chunk: in
     (gradients accumulate in .grad) and carries the state on, detached. Only one chunk's
     tensors are saved for backward at a time. Returns (the summed loss, detached, final state).
     The gradients are those of run_chunked(..., detach_state=True) with the summed loss."""
-    _segments.check_segment(chunk)
+    _args.check_positive_int(chunk, "chunk", "time steps per chunk")
     total = None
     for t0 in range(0, x.shape[0], chunk):
         t1 = min(t0 + chunk, x.shape[0])

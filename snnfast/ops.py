@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from . import _args, _library, reference
+from . import surrogate as surrogates
 
 
 def lif(
@@ -38,26 +39,34 @@ def lif(
         alpha: scale of the input, shaped like beta.
         threshold: firing threshold, shaped like beta.
         reset: "hard" (to v_reset), "soft" (subtract threshold) or "none".
-        v_reset: the membrane after a hard reset.
+        v_reset: the membrane after a hard reset (only with reset="hard"; another value than
+            0 with a soft or no reset, which ignore it, is an error).
         detach_reset: cut the reset's path in the backward pass.
         u0: initial membrane: None (zero), a float, a per-neuron F tensor (the learnable IMP)
             or a state broadcastable to [B, *F].
-        surrogate: "rectangle", "triangle", "sigmoid", "atan" or an object of snnfast.surrogate.
+        surrogate: "rectangle", "triangle", "sigmoid", "atan" or an object of snnfast.surrogate
+            (a subclass that defines its own derivative runs in snnfast.reference.lif, with a
+            warning: the kernels know the four by name).
         return_state: also return u_T, [B, *F], differentiable (to run a sequence in chunks).
         return_membrane: also return the membrane trace h, [T, B, *F].
 
     Returns:
         The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h]) with the flags.
         u_T and h are float32 for float16/bfloat16 input (the arithmetic precision).
+
+    Gradients: first-order reverse mode (backward, torch.autograd.grad, also under
+    torch.vmap). Double backward, forward-mode AD and torch.func.grad/jacrev raise a
+    RuntimeError that points to snnfast.reference.lif, which supports them.
     """
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
-    if x.device.type not in _library.LIF_DEVICES:
-        _warn_fallback(x.device.type)
+    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                     detach_reset, return_state, return_membrane)
+    if fall_back(x, _library.LIF_DEVICES, surrogate):
         return reference.lif(
             x, beta, alpha=alpha, threshold=threshold, reset=reset, v_reset=v_reset,
             detach_reset=detach_reset, u0=u0, surrogate=surrogate,
             return_state=return_state, return_membrane=return_membrane,
         )
+    _args.check_autograd("snnfast.lif", (x, beta, alpha, threshold, u0))
     spikes, membrane, u_last = torch.ops.snnfast.lif(
         x,
         _args.as_tensor(beta),
@@ -76,14 +85,23 @@ def lif(
 _warned = set()
 
 
-def _warn_fallback(device_type: str) -> None:
-    if device_type not in _warned:
-        _warned.add(device_type)
-        warnings.warn(
-            f"snnfast: no compiled LIF kernel for {device_type} tensors; using the pure-PyTorch "
-            "reference loop, which is much slower. Build the extension (see README.md).",
-            stacklevel=3,
-        )
+def fall_back(x: torch.Tensor, devices, surrogate) -> bool:
+    """Whether an op runs in the reference instead of its kernel (warning once per cause):
+    where no kernel is compiled for x's device, or for a surrogate the kernels do not know."""
+    if x.device.type not in devices:
+        cause = (x.device.type, f"no compiled LIF kernel for {x.device.type} tensors. Build the "
+                 "extension (see README.md)")
+    elif not surrogates.in_kernel(surrogate):
+        cause = (type(surrogate), f"the surrogate {type(surrogate).__qualname__} defines its own "
+                 "derivative, which the compiled kernels (rectangle, triangle, sigmoid, atan by "
+                 "name) do not compute")
+    else:
+        return False
+    if cause[0] not in _warned:
+        _warned.add(cause[0])
+        warnings.warn(f"snnfast: {cause[1]}; using the pure-PyTorch reference loop, which gives "
+                      "the same results much more slowly.", stacklevel=3)
+    return True
 
 
 def _setup_context(ctx, inputs, output):
@@ -98,6 +116,8 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_spikes, grad_membrane, grad_u_last):
     membrane, x, beta, alpha, threshold, u0 = ctx.saved_tensors
+    _args.check_first_order("snnfast.lif", (grad_spikes, grad_membrane, grad_u_last, membrane, x, beta,
+                                            alpha, threshold, u0))
     output_mask = list(ctx.needs_input_grad[:5])
     if grad_spikes is None:
         grad_spikes = torch.zeros(membrane.shape, dtype=ctx.x_dtype, device=membrane.device)

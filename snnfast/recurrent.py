@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import _args, _library, reference
-from .ops import _warn_fallback
+from .ops import fall_back
 
 
 def recurrent_lif(
@@ -44,14 +44,16 @@ def recurrent_lif(
         u_T and h are float32 for float16/bfloat16 input (the arithmetic precision, in which
         the op also computes o_{t-1} V^T).
     """
-    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate)
-    if x.device.type not in _library.RECURRENT_LIF_DEVICES:
-        _warn_fallback(x.device.type)
+    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                               detach_reset, return_state, return_membrane)
+    if fall_back(x, _library.RECURRENT_LIF_DEVICES, surrogate):
         return reference.recurrent_lif(
             x, V, beta, alpha=alpha, threshold=threshold, reset=reset, v_reset=v_reset,
             detach_reset=detach_reset, u0=u0, surrogate=surrogate,
             return_state=return_state, return_membrane=return_membrane,
         )
+    _args.check_autograd("snnfast.recurrent_lif", (x, V, beta, alpha, threshold, u0),
+                         instead="snnfast.reference.recurrent_lif")
     spikes, membrane, u_last = torch.ops.snnfast.recurrent_lif(
         x,
         V,
@@ -86,6 +88,9 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_spikes, grad_membrane, grad_u_last):
     spikes, membrane, x, V, beta, alpha, threshold, u0 = ctx.saved_tensors
+    _args.check_first_order("snnfast.recurrent_lif", (grad_spikes, grad_membrane, grad_u_last, spikes, membrane,
+                                                      x, V, beta, alpha, threshold, u0),
+                            instead="snnfast.reference.recurrent_lif")
     output_mask = list(ctx.needs_input_grad[:6])
     if grad_spikes is None:
         grad_spikes = torch.zeros(membrane.shape, dtype=ctx.x_dtype, device=membrane.device)

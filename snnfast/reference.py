@@ -12,13 +12,26 @@ from . import _args
 
 
 class _Spike(torch.autograd.Function):
-    """o = H(z) with H(0) = 1, z = h - threshold; backward: g * s(z)."""
+    """o = H(z) with H(0) = 1, z = h - threshold; backward: g * s(z), itself differentiable
+    (double backward). forward and setup_context apart, so that torch.func's transforms
+    (grad, jacrev, hessian, vmap) accept it; the tangent of forward-mode AD is 0, H's derivative."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, z, surrogate):
+    def forward(z, surrogate):
+        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        z, surrogate = inputs
         ctx.save_for_backward(z)
         ctx.surrogate = surrogate
-        return (z >= 0).to(z.dtype)
+
+    @staticmethod
+    def jvp(ctx, z_tangent, surrogate_tangent):
+        return torch.zeros_like(z_tangent)
+
 
     @staticmethod
     def backward(ctx, grad):
@@ -99,7 +112,8 @@ def lif(
     return_membrane: bool = False,
 ):
     """Same arguments and results as snnfast.lif."""
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                     detach_reset, return_state, return_membrane)
     return _run(x, None, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
                 return_state, return_membrane)
 
@@ -120,6 +134,7 @@ def recurrent_lif(
     return_membrane: bool = False,
 ):
     """Same arguments and results as snnfast.recurrent_lif: lif with I_t = x_t + o_{t-1} V^T."""
-    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate)
+    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate,
+                                               detach_reset, return_state, return_membrane)
     return _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
                 return_state, return_membrane)

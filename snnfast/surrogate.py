@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Surrogate", "Rectangle", "Triangle", "Sigmoid", "ATan", "get"]
+__all__ = ["Surrogate", "Rectangle", "Triangle", "Sigmoid", "ATan", "get", "in_kernel"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,15 @@ class ATan(Surrogate):
 
 
 _BY_NAME = {cls.name: cls for cls in (Rectangle, Triangle, Sigmoid, ATan)}
+
+
+def in_kernel(surrogate: Surrogate) -> bool:
+    """Whether the compiled kernels compute this surrogate: they know the four above by
+    ``name`` and ``param``, so a subclass that defines its own ``derivative`` (or ``param``),
+    or another name, runs only in the reference."""
+    builtin = _BY_NAME.get(surrogate.name)
+    return (builtin is not None and isinstance(surrogate, builtin)
+            and type(surrogate).derivative is builtin.derivative and type(surrogate).param is builtin.param)
 
 
 def get(surrogate: str | Surrogate) -> Surrogate:

@@ -7,11 +7,8 @@ import torch
 import snnfast
 from snnfast.nn import IF, LIF
 
-sj = pytest.importorskip(
-    "spikingjelly.activation_based",
-    reason="SpikingJelly is not installed (CI installs spikingjelly 2.0 with --no-deps)",
-)
-from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
+# install.sh installs SpikingJelly 2.0 (--no-deps): without it this module fails, not skips.
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 DTYPE = torch.float64
 T, B, N_IN, N = 8, 3, 6, 5

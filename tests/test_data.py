@@ -3,6 +3,7 @@ code path (tonic's classes for the event-based ones). No test touches the networ
 download function is replaced by one that records the call and fails, and each test checks it
 was never called (except the one test of download=True, which hands tonic a fake fetcher)."""
 import gzip
+import importlib
 import pickle
 import struct
 import urllib.request
@@ -37,8 +38,9 @@ def no_network(monkeypatch):
 
 
 def needs(module):
-    return pytest.importorskip(module, reason=f"{module} is not installed (requirements-data.txt)",
-                               exc_type=ImportError)
+    """A module that install.sh installs (requirements-data.txt): failing to import it fails the
+    test, as a broken install should (tests/check_imports.py says what is missing)."""
+    return importlib.import_module(module)
 
 
 # ---------------------------------------------------------------- writers of the real formats

@@ -43,8 +43,10 @@ class _Neuron(LazyModuleMixin, nn.Module):
     def __init__(self, *, threshold, reset, v_reset, detach_reset, surrogate, imp, imp_shape,
                  imp_init, stateful, step_mode):
         super().__init__()
-        if reset not in _args.RESETS:
-            raise ValueError(f"reset must be one of {_args.RESETS}, got {reset!r}")
+        _args.check_reset(reset, v_reset)
+        _args.check_flag(detach_reset, "detach_reset")
+        _args.check_flag(stateful, "stateful")
+        _args.check_flag(imp, "imp")
         if step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be 'm' (input [T, B, *F]) or 's' (input [B, *F]), got {step_mode!r}")
         if not isinstance(threshold, (numbers.Real, torch.Tensor)) or isinstance(threshold, bool):
@@ -113,15 +115,28 @@ class _Neuron(LazyModuleMixin, nn.Module):
     def _carries_state(self) -> bool:
         return self.stateful or self.step_mode == "s"
 
+    def _check_state_shape(self, x: torch.Tensor) -> None:
+        """x [T, B, *F] continues the carried state, or a clear error naming reset_state()."""
+        if self._state is not None and tuple(self._state.shape) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"the carried state has shape {tuple(self._state.shape)} but this input's [B, *F] is "
+                f"{tuple(x.shape[1:])}; call reset_state() before a sequence of another shape"
+            )
+
     def _initial_state(self, x: torch.Tensor):
         if self._state is not None:
-            if tuple(self._state.shape) != tuple(x.shape[1:]):
-                raise ValueError(
-                    f"the carried state has shape {tuple(self._state.shape)} but this input's [B, *F] is "
-                    f"{tuple(x.shape[1:])}; call reset_state() before a sequence of another shape"
-                )
+            self._check_state_shape(x)
             return self._state
         return self.u0 if self.imp else None
+
+    def __getstate__(self):
+        # A copy (copy.deepcopy, pickle) carries the membrane's value, not the graph of the
+        # forward that made it: autograd cannot copy a tensor that is not a leaf.
+        state = super().__getstate__().copy()
+        for name in ("_state", "_last_spikes"):
+            if isinstance(state.get(name), torch.Tensor):
+                state[name] = state[name].detach()
+        return state
 
     # --- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from .. import _args
 from ..ops import lif as lif_op
 
 __all__ = ["LeakyReadout"]
@@ -27,6 +28,7 @@ class LeakyReadout(nn.Module):
 
     def __init__(self, features: int, *, beta_init: float = 0.5):
         super().__init__()
+        _args.check_positive_int(features, "features", "readout neurons")
         if not 0.0 < beta_init < 1.0:
             raise ValueError(f"beta_init must lie in (0, 1), got {beta_init!r}")
         self.features = int(features)

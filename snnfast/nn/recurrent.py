@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from .. import _args
 from ..recurrent import recurrent_lif
 from .neuron import LIF
 
@@ -26,6 +27,7 @@ class RecurrentLIF(LIF):
     """
 
     def __init__(self, in_features: int, hidden: int, *, bias: bool = True, **lif_kwargs):
+        _args.check_positive_int(hidden, "hidden", "recurrent neurons")
         if lif_kwargs.get("learnable_shape") == "channel":
             lif_kwargs.setdefault("channels", hidden)
         if lif_kwargs.get("imp"):
@@ -47,6 +49,7 @@ class RecurrentLIF(LIF):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         current = self.linear(self._as_sequence(x))
+        self._check_state_shape(current)
         if self._last_spikes is not None:
             # o_0 of this call is the last spike of the previous one.
             first = current[:1] + self._last_spikes @ self.V.t().to(current.dtype)

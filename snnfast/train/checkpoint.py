@@ -10,11 +10,46 @@ import numpy as np
 import torch
 
 
+class RunError(ValueError):
+    """A run that cannot continue as asked: its checkpoint is unreadable or does not fit."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint file that cannot be read as one."""
+
+
+def _temporary(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.tmp{pid}")
+
+
+def remove_stale_temporaries(path) -> None:
+    """Deletes the temporary files of ``path`` that killed processes left (a kill -9 in the
+    middle of a write runs no cleanup); those of live processes are theirs."""
+    path = Path(path)
+    prefix = _temporary(path, 0).name[:-1]
+    for tmp in path.parent.glob(prefix + "*"):
+        pid = tmp.name[len(prefix):]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def save_atomic(state: dict, path) -> None:
     """Writes ``state`` to a temporary file beside ``path``, syncs it, then renames it over
-    ``path``: a crash at any point leaves either the previous checkpoint or the new one."""
+    ``path``: a crash at any point leaves either the previous checkpoint or the new one (and
+    at worst a temporary file, which the next write removes)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = _temporary(path, os.getpid())
     try:
         with open(tmp, "wb") as f:
             torch.save(state, f)
@@ -35,8 +70,24 @@ def save_atomic(state: dict, path) -> None:
 
 
 def load(path, map_location="cpu") -> dict:
-    # Everything saved is tensors and plain containers, so the safe loader reads it.
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """The state saved by save_atomic; a CheckpointError naming the file where it cannot be
+    read as one (empty, truncated, another program's)."""
+    try:
+        # Everything saved is tensors and plain containers, so the safe loader reads it.
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} ({size} bytes) cannot be read as a checkpoint: {reason[:200]}. It is empty, truncated "
+            "or not a checkpoint of snnfast; delete it (a run's previous checkpoint is not kept) and start "
+            "over (--fresh), or resume from another folder (--out)") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint of snnfast; delete "
+                              "it and start over (--fresh)")
+    return state
 
 
 def rng_state(device: torch.device) -> dict:

@@ -1,5 +1,6 @@
-"""``python -m snnfast.train <setup> [flags]``: one command per setup of the functional-roles
-paper; multi-process with ``torchrun --nproc_per_node N -m snnfast.train ...``."""
+"""snnfast train SETUP [flags]: trains one setup of the functional-roles paper (Yin et al.,
+Tables 4 and 5) in the run folder --out, with a checkpoint after every epoch.
+Multi-process: torchrun --nproc_per_node N -m snnfast.train SETUP [flags]."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ from ..data import xor
 from . import distributed, hooks
 from .config import SETUPS, Setup, get_setup
 from .metrics import StepAccuracy, class_accuracy
-from .trainer import Trainer
+from .trainer import CHECKPOINT, RunError, Trainer, clear_run, run_files
 
 LEAKS = {"none": 1.0, "complete": 0.0, "learnable": "learnable"}
 
@@ -30,29 +31,53 @@ def _leak(value: str):
     return beta
 
 
+def _number(kind, *, allow_zero: bool = False):
+    """An argparse type: a positive (or, with allow_zero, non-negative) int or float."""
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number ({kind.__name__}), got {value!r}") from None
+        if number < 0 or (number == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be {'0 or more' if allow_zero else 'positive'}, got {value}")
+        return number
+
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m snnfast.train", description=__doc__)
+    p = argparse.ArgumentParser(prog="snnfast train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("setup", choices=sorted(SETUPS), help="benchmark (Tables 4 and 5)")
     variant = p.add_argument_group("variant (default: the paper's baseline)")
     variant.add_argument("--leak", type=_leak, default=None,
                          help="none (beta = 1), complete (beta = 0), learnable, or a fixed beta")
-    variant.add_argument("--reset", choices=("hard", "soft", "none"), default=None)
+    variant.add_argument("--reset", choices=("hard", "soft", "none"), default=None,
+                         help="the neuron's reset (default hard)")
     variant.add_argument("--recurrent", action="store_true", help="recurrent hidden layers")
     variant.add_argument("--imp", action="store_true", help="learnable initial membrane potential")
     variant.add_argument("--dalif", action="store_true", help="DA-LIF: learnable alpha and beta")
-    variant.add_argument("--loss", choices=("sdt", "tet", "tets", "lts"), default=None)
-    run = p.add_argument_group("run")
-    run.add_argument("--T", type=int, default=None, help="time steps (frames)")
-    run.add_argument("--epochs", type=int, default=None)
-    run.add_argument("--batch-size", type=int, default=None, help="over all processes")
-    run.add_argument("--lr", type=float, default=None)
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument("--data-dir", type=Path, default=Path("data"))
+    variant.add_argument("--loss", choices=("sdt", "tet", "tets", "lts"), default=None,
+                         help="the loss over time steps (default the setup's: tet for xor, sdt otherwise)")
+    run = p.add_argument_group("run (default: the setup's, Table 5)")
+    run.add_argument("--T", type=_number(int), default=None,
+                     help="time steps (frames); not for xor, whose sequences are 200 steps")
+    run.add_argument("--epochs", type=_number(int), default=None,
+                     help="epochs in all (with --resume: train on until this many are done)")
+    run.add_argument("--batch-size", type=_number(int), default=None, help="over all processes")
+    run.add_argument("--lr", type=_number(float), default=None, help="Adam's learning rate")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default cpu)")
+    run.add_argument("--data-dir", type=Path, default=Path("data"),
+                     help="the datasets' folder (default data/)")
     run.add_argument("--download", action="store_true", help="let tonic fetch missing datasets")
     run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<setup>)")
-    run.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    start = run.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint.pt, with the settings it started with")
+    start.add_argument("--fresh", action="store_true",
+                       help="discard the run in --out (checkpoint, log, TensorBoard events) and start over")
+    run.add_argument("--seed", type=int, default=0, help="seed of the weights, the data order and dropout (default 0)")
+    run.add_argument("--workers", type=_number(int, allow_zero=True), default=0, help="data-loading processes (default 0)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -86,7 +111,17 @@ def build_data(setup: Setup, args, context: distributed.Context):
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.setup == "xor" and args.T is not None:
+        p.error(f"--T {args.T}: the XOR task's sequences have a fixed length of {xor.STEPS} steps")
+    out = args.out or Path("runs") / args.setup
+    if args.resume and not (out / CHECKPOINT).is_file():
+        p.error(f"--resume: there is no {CHECKPOINT} in {out} to resume"
+                + (f" (it holds {', '.join(run_files(out))}: start over with --fresh)" if run_files(out)
+                   else "; drop --resume to start a new run"))
+    if args.fresh:
+        clear_run(out)
     setup = get_setup(args.setup, T=args.T, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, beta=args.leak, reset=args.reset, loss=args.loss,
                       recurrent=args.recurrent or None, imp=args.imp or None,
@@ -94,15 +129,24 @@ def main(argv=None):
     context = distributed.setup(args.device)
     try:
         train, test = build_data(setup, args, context)
-        accuracy = StepAccuracy(xor.READOUT_STEPS) if setup.dataset == "xor" else class_accuracy
-        trainer = Trainer(
-            lambda: hooks.build_model(setup, args), train, hooks.build_loss(setup, args),
-            epochs=setup.epochs, lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma,
-            out_dir=args.out or Path("runs") / setup.name, eval_data=test, accuracy_fn=accuracy,
-            device=context.device, seed=args.seed, resume=args.resume,
-            progress=not args.no_progress,
-            meta={"setup": setup.as_dict(), "argv": list(sys.argv if argv is None else argv)},
-        )
+        trainer = _trainer(p, setup, args, argv, out, train, test, context)
         return trainer.fit()
     finally:
         distributed.teardown()
+
+
+def _trainer(p, setup, args, argv, out, train, test, context) -> Trainer:
+    """The Trainer of the run; what stops it from starting (a run already in the folder, a
+    checkpoint that does not fit) ends the command with its message, as argparse does."""
+    try:
+        accuracy = StepAccuracy(xor.READOUT_STEPS) if setup.dataset == "xor" else class_accuracy
+        return Trainer(
+            lambda: hooks.build_model(setup, args), train, hooks.build_loss(setup, args),
+            epochs=setup.epochs, lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma,
+            out_dir=out, eval_data=test, accuracy_fn=accuracy,
+            device=context.device, seed=args.seed, resume=args.resume,
+            progress=not args.no_progress,
+            meta={"setup": setup.as_dict(), "seed": args.seed, "argv": list(sys.argv if argv is None else argv)},
+        )
+    except (FileExistsError, RunError) as error:
+        p.exit(2, f"{p.prog}: error: {error}\n")

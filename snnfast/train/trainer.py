@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..data.xor import epoch_seed
 from . import checkpoint
+from .checkpoint import RunError
 from .distributed import Context, current
 from .metrics import class_accuracy
 
@@ -46,7 +48,11 @@ class Trainer:
     The model is built after seeding every generator with ``seed``, so its initial weights
     depend on ``seed`` only. With ``resume=True`` and a checkpoint in ``out_dir``, the run
     continues after the last finished epoch with the saved model, optimizer, scheduler and
-    random states: the result is bit for bit the one of an uninterrupted run.
+    random states: the result is bit for bit the one of an uninterrupted run. ``meta`` is
+    recorded in the checkpoint and describes the run: a resumed run must have the same
+    ``meta`` (``argv`` aside; its ``epochs`` may grow, to train on), or it would continue
+    one run under another's settings. ``resume=False`` refuses an ``out_dir`` that holds a
+    run (``clear_run`` discards one).
     ``keep_best=True`` also keeps the weights of the epoch with the lowest training loss in
     ``best.pt`` (``best_epoch()``, ``load_best()``).
     """
@@ -82,8 +88,17 @@ class Trainer:
         self.meta = dict(meta or {})
         self.history: list[dict] = []
         self.start_epoch = 0
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be 0 or more, got {epochs}")
+        path = self.out_dir / CHECKPOINT
         if self.context.is_main:
+            if not resume and run_files(self.out_dir):
+                raise FileExistsError(
+                    f"{self.out_dir} already holds a run ({', '.join(run_files(self.out_dir))}): resume it "
+                    "(--resume), discard it (--fresh) or choose another folder (--out)")
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.remove_stale_temporaries(path)
+            checkpoint.remove_stale_temporaries(self.out_dir / BEST)
 
         seed_everything(seed)
         model = model_factory().to(self.device)
@@ -91,9 +106,10 @@ class Trainer:
         seed_everything(epoch_seed(seed, 1_000_000 + self.context.rank))
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, lr_step, lr_gamma)
-        path = self.out_dir / CHECKPOINT
         if resume and path.is_file():
-            self._restore(model, checkpoint.load(path))
+            self._restore(model, checkpoint.load(path), path)
+        elif resume and progress and self.context.is_main:
+            tqdm.write(f"no {CHECKPOINT} in {self.out_dir}: starting a new run")
         self.module = model
         if self.context.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -239,8 +255,31 @@ class Trainer:
         if self.context.distributed:
             dist.barrier()
 
-    def _restore(self, model: nn.Module, state: dict) -> None:
-        model.load_state_dict(state["model"])
+    def _restore(self, model: nn.Module, state: dict, path: Path) -> None:
+        missing = [key for key in ("epoch", "model", "optimizer", "scheduler", "rng", "history") if key not in state]
+        if missing:
+            raise RunError(
+                f"{path} is not a checkpoint of snnfast's Trainer (no {', '.join(missing)}); delete it, "
+                "or start over (--fresh) or in another folder (--out)")
+        saved_meta = state.get("meta", {})
+        changed = _meta_changes(saved_meta, self.meta)
+        if changed:
+            raise RunError(
+                f"{path} was trained with other settings than these: {'; '.join(changed)}. A resumed run "
+                "continues with the settings it started with: drop the flags that differ, or start a "
+                "new run (--fresh, or another --out)")
+        done = int(state["epoch"])
+        if done > self.epochs:
+            raise RunError(f"{path} has {done} epochs done, more than epochs = {self.epochs}: pass at least "
+                           f"{done} to continue it (or --fresh to start over)")
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            recorded = saved_meta.get("setup", saved_meta) or "nothing (no meta)"
+            raise RunError(
+                f"{path} holds another network than this one: {_first_line(error)}. It records the "
+                f"setup: {recorded}. Resume it with that setup, or start a new run (--fresh, or another "
+                "--out)") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         rng = state["rng"]
@@ -248,10 +287,58 @@ class Trainer:
             tqdm.write(f"resuming {len(rng)}-process random state on {self.context.world_size} "
                        "processes: the run continues, but not bit for bit")
         checkpoint.set_rng_state(rng[self.context.rank % len(rng)], self.device)
-        self.start_epoch = int(state["epoch"])
+        self.start_epoch = done
         self.history = list(state["history"])
         if self.context.is_main:
             _truncate_log(self.out_dir / LOG, self.start_epoch)
+            if done == self.epochs:
+                tqdm.write(f"{path}: all {done} epochs are done; pass more epochs to train on")
+
+
+def run_files(out_dir: Path) -> list[str]:
+    """The files of a Trainer's run in ``out_dir`` (empty where there is none)."""
+    names = (CHECKPOINT, BEST, LOG, "tensorboard")
+    return [name for name in names if (Path(out_dir) / name).exists()]
+
+
+def clear_run(out_dir) -> None:
+    """Deletes the files of a Trainer's run in ``out_dir`` (nothing else there)."""
+    for name in run_files(Path(out_dir)):
+        target = Path(out_dir) / name
+        # Missing is fine: under torchrun every process clears the folder.
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _flatten(meta: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in meta.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _meta_changes(saved: dict, new: dict) -> list[str]:
+    """'key saved -> new' for each entry of both that differs; argv, epochs and a setup's
+    notes (prose, which may change between versions) aside."""
+    saved, new = _flatten(saved), _flatten(new)
+    ignored = lambda key: key == "argv" or key.rsplit(".", 1)[-1] in ("epochs", "notes")  # noqa: E731
+    return [f"{key} {saved[key]!r} -> {new[key]!r}" for key in sorted(saved.keys() & new.keys())
+            if not ignored(key) and _comparable(saved[key]) != _comparable(new[key])]
+
+
+def _comparable(value):
+    # A checkpoint stores tuples as lists.
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines[:3])[:400]
 
 
 def _length(data):
