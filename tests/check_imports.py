@@ -22,6 +22,8 @@ NO_DEPS = {
     "importRosbag": "importRosbag",
     "aedat": "aedat",
     "requests": "requests",
+    "nir": "nir",
+    "nirtorch": "nirtorch",
 }
 
 # Declared requirements that are not installed, and why snnfast does not need them.
