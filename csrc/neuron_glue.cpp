@@ -145,9 +145,8 @@ void check_input(const char* op, const at::Tensor& x, SequenceShape shape) {
 void check_membrane(const char* op, const at::Tensor& membrane, const at::Tensor& grad_spikes,
                     SequenceShape shape) {
   TORCH_CHECK(has_layout(membrane, shape) && membrane.is_contiguous(), op,
-              ": membrane must be the contiguous ", sequence_layout(shape),
-              " trace of the forward pass, got ",
-              membrane.is_contiguous() ? "shape " : "a non-contiguous tensor of shape ",
+              ": membrane must be the forward pass's trace, contiguous and ", sequence_layout(shape),
+              ", got ", membrane.is_contiguous() ? "shape " : "a non-contiguous tensor of shape ",
               membrane.sizes());
   TORCH_CHECK(membrane.scalar_type() == acc_type(grad_spikes.scalar_type()), op,
               ": membrane must be ", acc_type(grad_spikes.scalar_type()),
