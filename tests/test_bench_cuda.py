@@ -202,3 +202,25 @@ def test_run_gpu_budget_spent_skips_stages(tmp_path):
     summary = (tmp_path / "summary.txt").read_text()
     assert "bench      skipped: no time left in the 12 s budget" in summary, summary
     assert result.returncode == 0
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="torch has CUDA: the build would run")
+def test_run_gpu_refuses_to_build_without_cuda_torch(tmp_path):
+    """The GPU branch, on a machine whose nvidia-smi (a stub here) lists a GPU but whose torch
+    has no CUDA: setup.py would build the CPU kernels alone, so the build stage fails with the
+    reason, and every later stage says it was skipped for it."""
+    stub = tmp_path / "bin" / "nvidia-smi"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\necho 9.0\n")
+    stub.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_gpu_script(out, PATH=f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "TORCH_CUDA_ARCH_LIST=9.0" in (out / "setup.log").read_text()
+    assert "cannot build the CUDA kernels: torch.version.cuda = None" in (out / "setup.log").read_text()
+    summary = (out / "summary.txt").read_text()
+    assert "build      FAIL (status 1)" in summary
+    for stage in ("tests", "memcheck", "racecheck", "bench"):
+        assert f"{stage.ljust(10)} skipped: the build failed" in summary
+    assert "RESULT: FAILED" in summary
