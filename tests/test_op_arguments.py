@@ -148,8 +148,7 @@ def test_tensor_on_another_device_raises_naming_it(op):
     itself moved, every other tensor is on another device than it: the message names one."""
     for name in tensor_arguments(op):
         args = good_args(op, device="cuda")
-        moved = args[name].reshape(1) if args[name].dim() == 0 else args[name]
-        args[name] = moved.to("cpu" if moved.is_cuda else "cuda")
+        args[name] = (args[name].reshape(1) if args[name].dim() == 0 else args[name]).cpu()
         raises(op, "" if name == SEQUENCE[op] else name, args)
 
 
