@@ -6,30 +6,22 @@
 #include "neuron_glue.h"
 
 namespace snnfast {
-namespace {
-
-void check_input(const at::Tensor& x) {
-  TORCH_CHECK(x.dim() >= 3, "snnfast.lif: x must be [T, B, *F] with at least one neuron dimension, got shape ",
-              x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "snnfast.lif: x must be floating point, got ", x.scalar_type());
-}
-
-}  // namespace
 
 LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              const at::Tensor& alpha, const at::Tensor& threshold,
                              const std::optional<at::Tensor>& u0, const std::string& reset,
                              double v_reset, bool detach_reset, const std::string& surrogate,
                              double surrogate_param, LIFKernel kernel) {
-  check_input(x_in);
-  check_surrogate(surrogate, surrogate_param);
+  constexpr const char* op = "snnfast.lif";
+  check_input(op, x_in, SequenceShape::TBF);
+  const NeuronOptions neuron =
+      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
   // A device kernel launches on the current device and stream: make them x's.
   const at::DeviceGuard device_guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const int64_t T = x.size(0), B = x.size(1);
   const at::IntArrayRef F = neuron_shape(x);
-  const NeuronParams np = neuron_params(x, beta, alpha, threshold, u0, B);
+  const NeuronParams np = neuron_params(op, x, beta, alpha, threshold, u0, B);
   const auto acc_options = x.options().dtype(acc_type(x.scalar_type()));
 
   at::Tensor spikes = new_output(x.sizes(), x.options());
@@ -40,7 +32,7 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
   p.T = T;
   p.B = B;
   p.N = c10::multiply_integers(F);
-  fill_neuron(p, np, reset, v_reset, detach_reset);
+  fill_neuron(p, np, neuron);
   p.x = x.data_ptr();
   p.spikes = spikes.data_ptr();
   p.membrane = membrane.data_ptr();
@@ -58,25 +50,23 @@ LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,
                                const std::string& reset, double v_reset, bool detach_reset,
                                const std::string& surrogate, double surrogate_param,
                                std::array<bool, 5> output_mask, LIFKernel kernel) {
-  TORCH_CHECK(membrane.is_contiguous() && membrane.dim() >= 3,
-              "snnfast.lif_backward: membrane must be the contiguous [T, B, *F] trace of the forward pass");
+  constexpr const char* op = "snnfast.lif_backward";
+  const bool need_x = output_mask[0], need_beta = output_mask[1], need_alpha = output_mask[2],
+             need_threshold = output_mask[3], need_u0 = output_mask[4] && u0.has_value();
+  const at::ScalarType dtype = grad_spikes_in.scalar_type();
+  check_membrane(op, membrane, grad_spikes_in, SequenceShape::TBF);
+  check_like(op, "grad_spikes", grad_spikes_in, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_membrane", grad_membrane_in, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_u_last", grad_u_last_in, membrane.sizes().slice(1), "the state's", membrane);
+  check_like(op, "x", x_in, membrane.sizes(), "membrane's", membrane, dtype);
+  check_given(op, "x", x_in, need_alpha, "the gradient of alpha");
+  const NeuronOptions neuron =
+      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
   const at::DeviceGuard device_guard(membrane.device());
   const int64_t T = membrane.size(0), B = membrane.size(1);
   const at::IntArrayRef F = neuron_shape(membrane);
-  const at::ScalarType dtype = grad_spikes_in.scalar_type();
   const at::ScalarType acc = membrane.scalar_type();
-  TORCH_CHECK(acc == acc_type(dtype), "snnfast.lif_backward: membrane is ", acc,
-              " but grad_spikes is ", dtype);
-  TORCH_CHECK(grad_spikes_in.sizes() == membrane.sizes(),
-              "snnfast.lif_backward: grad_spikes has shape ", grad_spikes_in.sizes(),
-              ", expected ", membrane.sizes());
-  const bool need_x = output_mask[0], need_beta = output_mask[1], need_alpha = output_mask[2],
-             need_threshold = output_mask[3], need_u0 = output_mask[4] && u0.has_value();
-  TORCH_CHECK(!need_alpha || x_in.has_value(),
-              "snnfast.lif_backward: the gradient of alpha needs the input x");
-  check_surrogate(surrogate, surrogate_param);
-
-  const NeuronParams np = neuron_params(membrane, beta, alpha, threshold, u0, B);
+  const NeuronParams np = neuron_params(op, membrane, beta, alpha, threshold, u0, B);
   const at::Tensor grad_spikes = grad_spikes_in.contiguous();
   at::Tensor grad_membrane, grad_u_last, x;
   if (grad_membrane_in.has_value()) grad_membrane = grad_membrane_in->to(acc).contiguous();
@@ -95,9 +85,7 @@ LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,
   p.T = T;
   p.B = B;
   p.N = c10::multiply_integers(F);
-  fill_neuron(p, np, reset, v_reset, detach_reset);
-  p.surrogate = parse_surrogate(surrogate);
-  p.surrogate_param = surrogate_param;
+  fill_neuron(p, np, neuron);
   p.membrane = membrane.data_ptr();
   p.x = need_alpha ? x.data_ptr() : nullptr;
   p.grad_spikes = grad_spikes.data_ptr();

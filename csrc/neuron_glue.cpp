@@ -17,30 +17,72 @@ bool poison_outputs() {
   return flag != nullptr && flag[0] == '1';
 }
 
-enum class ParamShape { Layer, Channel, Neuron };
-
-// beta, alpha and threshold are per layer (one value), per channel (F[0] values) or per
-// neuron (shape F), as neuron-spec.md defines.
-ParamShape param_shape(const at::Tensor& param, at::IntArrayRef F, const char* name) {
-  if (param.numel() == 1 && param.dim() <= 1) return ParamShape::Layer;
-  if (param.sizes() == F) return ParamShape::Neuron;
-  if (param.dim() == 1 && param.size(0) == F[0]) return ParamShape::Channel;
-  TORCH_CHECK(false, "snnfast.lif: ", name, " has shape ", param.sizes(),
-              "; expected a single value, a per-channel (", F[0], ",) tensor or a per-neuron ",
-              F, " tensor for input neurons of shape ", F);
-}
-
 // A 0-d CPU tensor is a scalar for any device, as in torch's own ops: a float parameter
 // then needs no copy to the GPU (and no synchronisation) on every call.
 bool is_host_scalar(const at::Tensor& t) { return t.dim() == 0 && t.is_cpu(); }
 
+// like: the op's sequence (x, or membrane in a backward op), which fixes the device it runs on.
+void check_device(const char* op, const char* name, const at::Tensor& t, const at::Tensor& like) {
+  TORCH_CHECK(t.device() == like.device(), op, ": ", name, " is on ", t.device(),
+              " but the op runs on ", like.device(), " (its sequence's device)");
+}
+
+void check_floating(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), op, ": ", name,
+              " must be floating point, got ", t.scalar_type());
+}
+
+// beta, alpha, threshold and u0 may also be integers, as the Python layer allows.
+void check_real(const char* op, const char* name, const at::Tensor& t, const at::Tensor& x) {
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()) ||
+                  at::isIntegralType(t.scalar_type(), /*includeBool=*/false),
+              op, ": ", name, " must be a real number (floating point or integer), got ",
+              t.scalar_type());
+  TORCH_CHECK(is_host_scalar(t) || t.device() == x.device(), op, ": ", name, " is on ",
+              t.device(), " but the op runs on ", x.device(),
+              " (its sequence's device); give it there, or as a 0-d CPU tensor (a scalar)");
+}
+
+const char* sequence_layout(SequenceShape shape) {
+  return shape == SequenceShape::TBN ? "[T, B, N]" : "[T, B, *F] with at least one neuron dimension";
+}
+
+bool has_layout(const at::Tensor& t, SequenceShape shape) {
+  return shape == SequenceShape::TBN ? t.dim() == 3 : t.dim() >= 3;
+}
+
+enum class ParamShape { Layer, Channel, Neuron };
+
+// beta, alpha and threshold are per layer (one value), per channel (F[0] values) or per
+// neuron (shape F), as docs/neuron.md defines; nullopt for any other shape.
+std::optional<ParamShape> param_shape(const at::Tensor& param, at::IntArrayRef F) {
+  if (param.numel() == 1 && param.dim() <= 1) return ParamShape::Layer;
+  if (param.sizes() == F) return ParamShape::Neuron;
+  if (param.dim() == 1 && param.size(0) == F[0]) return ParamShape::Channel;
+  return std::nullopt;
+}
+
+ParamShape checked_param_shape(const char* op, const char* name, const at::Tensor& param,
+                               const at::Tensor& x) {
+  check_real(op, name, param, x);
+  const at::IntArrayRef F = neuron_shape(x);
+  const std::optional<ParamShape> shape = param_shape(param, F);
+  TORCH_CHECK(shape.has_value(), op, ": ", name, " has shape ", param.sizes(),
+              "; expected a single value, a per-channel (", F[0], ",) tensor or a per-neuron ",
+              F, " tensor for input neurons of shape ", F);
+  return *shape;
+}
+
 // The N values of a parameter, one per neuron, in the arithmetic dtype on x's device.
-at::Tensor per_neuron(const at::Tensor& param, at::IntArrayRef F, const at::TensorOptions& acc,
-                      const char* name) {
-  if (is_host_scalar(param) && !acc.device().is_cpu())
+at::Tensor per_neuron(const char* op, const char* name, const at::Tensor& param,
+                      const at::Tensor& x) {
+  const ParamShape shape = checked_param_shape(op, name, param, x);
+  const at::IntArrayRef F = neuron_shape(x);
+  const auto acc = x.options().dtype(acc_type(x.scalar_type()));
+  if (is_host_scalar(param) && !x.is_cpu())
     return at::full({c10::multiply_integers(F)}, param.item<double>(), acc);
   at::Tensor p = param.to(acc.dtype().toScalarType());
-  switch (param_shape(param, F, name)) {
+  switch (shape) {
     case ParamShape::Layer:
       p = p.reshape({}).expand(F);
       break;
@@ -56,18 +98,20 @@ at::Tensor per_neuron(const at::Tensor& param, at::IntArrayRef F, const at::Tens
   return p.contiguous().view(-1);
 }
 
-InitialState initial_state(const std::optional<at::Tensor>& u0, int64_t B, at::IntArrayRef F,
-                           const at::Tensor& x, at::ScalarType acc) {
+InitialState initial_state(const char* op, const std::optional<at::Tensor>& u0, int64_t B,
+                           const at::Tensor& x) {
+  const at::IntArrayRef F = neuron_shape(x);
+  const at::ScalarType acc = acc_type(x.scalar_type());
   const int64_t N = c10::multiply_integers(F);
   if (!u0.has_value()) return {at::zeros({N}, x.options().dtype(acc)), 0};
-  check_same_device(x, *u0, "u0");
+  check_real(op, "u0", *u0, x);
   if (is_host_scalar(*u0) && !x.is_cpu())
     return {at::full({N}, u0->item<double>(), x.options().dtype(acc)), 0};
   std::vector<int64_t> state_shape{B};
   state_shape.insert(state_shape.end(), F.begin(), F.end());
   TORCH_CHECK(u0->dim() <= static_cast<int64_t>(state_shape.size()) &&
                   at::is_expandable_to(u0->sizes(), state_shape),
-              "snnfast.lif: u0 has shape ", u0->sizes(),
+              op, ": u0 has shape ", u0->sizes(),
               ", which does not broadcast to the state shape [B, *F] = ", at::IntArrayRef(state_shape));
   const bool per_sample = u0->dim() == static_cast<int64_t>(state_shape.size()) && u0->size(0) != 1;
   at::Tensor u = u0->to(acc);
@@ -76,7 +120,71 @@ InitialState initial_state(const std::optional<at::Tensor>& u0, int64_t B, at::I
   return {u.expand(F).contiguous().view(-1), 0};
 }
 
+Reset parse_reset(const char* op, const std::string& reset) {
+  if (reset == "hard") return Reset::Hard;
+  if (reset == "soft") return Reset::Soft;
+  if (reset == "none") return Reset::None;
+  TORCH_CHECK(false, op, ": reset must be 'hard', 'soft' or 'none', got '", reset, "'");
+}
+
+Surrogate parse_surrogate(const char* op, const std::string& surrogate) {
+  if (surrogate == "rectangle") return Surrogate::Rectangle;
+  if (surrogate == "triangle") return Surrogate::Triangle;
+  if (surrogate == "sigmoid") return Surrogate::Sigmoid;
+  if (surrogate == "atan") return Surrogate::ATan;
+  TORCH_CHECK(false, op, ": surrogate must be 'rectangle', 'triangle', 'sigmoid' or 'atan', got '",
+              surrogate, "'");
+}
+
 }  // namespace
+
+void check_input(const char* op, const at::Tensor& x, SequenceShape shape) {
+  TORCH_CHECK(has_layout(x, shape), op, ": x must be ", sequence_layout(shape), ", got shape ",
+              x.sizes());
+  check_floating(op, "x", x);
+}
+
+void check_membrane(const char* op, const at::Tensor& membrane, const at::Tensor& grad_spikes,
+                    SequenceShape shape) {
+  TORCH_CHECK(has_layout(membrane, shape) && membrane.is_contiguous(), op,
+              ": membrane must be the forward pass's trace, contiguous and ", sequence_layout(shape),
+              ", got ", membrane.is_contiguous() ? "shape " : "a non-contiguous tensor of shape ",
+              membrane.sizes());
+  TORCH_CHECK(membrane.scalar_type() == acc_type(grad_spikes.scalar_type()), op,
+              ": membrane must be ", acc_type(grad_spikes.scalar_type()),
+              " (the arithmetic dtype of grad_spikes, ", grad_spikes.scalar_type(), "), got ",
+              membrane.scalar_type());
+}
+
+void check_like(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef shape,
+                const char* whose, const at::Tensor& like, std::optional<at::ScalarType> dtype) {
+  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " must have shape ", shape, " (", whose,
+              "), got ", t.sizes());
+  check_device(op, name, t, like);
+  check_floating(op, name, t);
+  TORCH_CHECK(!dtype.has_value() || t.scalar_type() == *dtype, op, ": ", name, " must be ",
+              *dtype, " (the dtype of grad_spikes and of the forward's x), got ", t.scalar_type());
+}
+
+void check_like(const char* op, const char* name, const std::optional<at::Tensor>& t,
+                at::IntArrayRef shape, const char* whose, const at::Tensor& like,
+                std::optional<at::ScalarType> dtype) {
+  if (t.has_value()) check_like(op, name, *t, shape, whose, like, dtype);
+}
+
+void check_given(const char* op, const char* name, const std::optional<at::Tensor>& t,
+                 bool needed, const char* needed_for) {
+  TORCH_CHECK(!needed || t.has_value(), op, ": ", name, " must be given for ", needed_for);
+}
+
+void check_recurrent_weights(const char* op, const at::Tensor& V, const at::Tensor& sequence,
+                             const char* sequence_name) {
+  const int64_t N = sequence.size(2);
+  TORCH_CHECK(V.dim() == 2 && V.size(0) == N && V.size(1) == N, op, ": V must be [N, N] with N = ",
+              N, " (the neurons of ", sequence_name, "), got shape ", V.sizes());
+  check_floating(op, "V", V);
+  check_device(op, "V", V, sequence);
+}
 
 at::ScalarType acc_type(at::ScalarType dtype) {
   return dtype == at::kDouble ? at::kDouble : at::kFloat;
@@ -88,15 +196,12 @@ at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   return out;
 }
 
-void check_same_device(const at::Tensor& x, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device() == x.device() || is_host_scalar(t), "snnfast.lif: ", name, " is on ",
-              t.device(), " but x is on ", x.device());
-}
-
 at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
                            at::IntArrayRef F) {
+  const std::optional<ParamShape> shape = param_shape(param, F);
+  TORCH_INTERNAL_ASSERT(shape.has_value(), "the parameter was checked by neuron_params");
   at::Tensor g;
-  switch (param_shape(param, F, "parameter")) {
+  switch (*shape) {
     case ParamShape::Layer:
       g = partial.sum().reshape(param.sizes());
       break;
@@ -110,51 +215,35 @@ at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
   return g.to(param.options());
 }
 
-NeuronParams neuron_params(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
-                           const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
-                           int64_t B) {
-  const at::IntArrayRef F = neuron_shape(x);
-  const at::ScalarType acc = acc_type(x.scalar_type());
-  check_same_device(x, beta, "beta");
-  check_same_device(x, alpha, "alpha");
-  check_same_device(x, threshold, "threshold");
-  const auto acc_options = x.options().dtype(acc);
-  return {per_neuron(beta, F, acc_options, "beta"), per_neuron(alpha, F, acc_options, "alpha"),
-          per_neuron(threshold, F, acc_options, "threshold"), initial_state(u0, B, F, x, acc)};
+NeuronParams neuron_params(const char* op, const at::Tensor& x, const at::Tensor& beta,
+                           const at::Tensor& alpha, const at::Tensor& threshold,
+                           const std::optional<at::Tensor>& u0, int64_t B) {
+  return {per_neuron(op, "beta", beta, x), per_neuron(op, "alpha", alpha, x),
+          per_neuron(op, "threshold", threshold, x), initial_state(op, u0, B, x)};
 }
 
-void check_surrogate(const std::string& surrogate, double surrogate_param) {
-  parse_surrogate(surrogate);
-  TORCH_CHECK(surrogate_param > 0, "snnfast.lif: the surrogate's width or sharpness must be positive, got ",
+NeuronOptions neuron_options(const char* op, const std::string& reset, double v_reset,
+                             bool detach_reset, const std::string& surrogate,
+                             double surrogate_param) {
+  // NaN fails the comparison too.
+  TORCH_CHECK(surrogate_param > 0, op,
+              ": surrogate_param (the surrogate's width or sharpness) must be positive, got ",
               surrogate_param);
+  return {parse_reset(op, reset), v_reset, detach_reset, parse_surrogate(op, surrogate),
+          surrogate_param};
 }
 
-void fill_neuron(LIFParams& p, const NeuronParams& np, const std::string& reset, double v_reset,
-                 bool detach_reset) {
-  p.reset = parse_reset(reset);
-  p.v_reset = v_reset;
-  p.detach_reset = detach_reset;
+void fill_neuron(LIFParams& p, const NeuronParams& np, const NeuronOptions& options) {
+  p.reset = options.reset;
+  p.v_reset = options.v_reset;
+  p.detach_reset = options.detach_reset;
+  p.surrogate = options.surrogate;
+  p.surrogate_param = options.surrogate_param;
   p.beta = np.beta.data_ptr();
   p.alpha = np.alpha.data_ptr();
   p.threshold = np.threshold.data_ptr();
   p.u0 = np.u0.values.data_ptr();
   p.u0_batch_stride = np.u0.batch_stride;
-}
-
-Reset parse_reset(const std::string& reset) {
-  if (reset == "hard") return Reset::Hard;
-  if (reset == "soft") return Reset::Soft;
-  if (reset == "none") return Reset::None;
-  TORCH_CHECK(false, "snnfast.lif: reset must be 'hard', 'soft' or 'none', got '", reset, "'");
-}
-
-Surrogate parse_surrogate(const std::string& surrogate) {
-  if (surrogate == "rectangle") return Surrogate::Rectangle;
-  if (surrogate == "triangle") return Surrogate::Triangle;
-  if (surrogate == "sigmoid") return Surrogate::Sigmoid;
-  if (surrogate == "atan") return Surrogate::ATan;
-  TORCH_CHECK(false, "snnfast.lif: surrogate must be 'rectangle', 'triangle', 'sigmoid' or 'atan', got '",
-              surrogate, "'");
 }
 
 }  // namespace snnfast

@@ -20,26 +20,13 @@
 namespace snnfast {
 namespace {
 
-void check_inputs(const at::Tensor& x, const at::Tensor& V) {
-  TORCH_CHECK(x.dim() == 3, "snnfast.recurrent_lif: x must be [T, B, N], got shape ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "snnfast.recurrent_lif: x must be floating point, got ", x.scalar_type());
-  TORCH_CHECK(at::isFloatingType(V.scalar_type()),
-              "snnfast.recurrent_lif: V must be floating point, got ", V.scalar_type());
-  TORCH_CHECK(V.dim() == 2 && V.size(0) == V.size(1) && V.size(0) == x.size(2),
-              "snnfast.recurrent_lif: V must be [N, N] with N = ", x.size(2),
-              " (the neurons of x), got shape ", V.sizes());
-  TORCH_CHECK(V.device() == x.device(), "snnfast.recurrent_lif: V is on ", V.device(),
-              " but x is on ", x.device());
-}
-
 LIFParams sizes_and_neuron(int64_t T, int64_t B, int64_t N, const NeuronParams& np,
-                           const std::string& reset, double v_reset, bool detach_reset) {
+                           const NeuronOptions& options) {
   LIFParams p;
   p.T = T;
   p.B = B;
   p.N = N;
-  fill_neuron(p, np, reset, v_reset, detach_reset);
+  fill_neuron(p, np, options);
   return p;
 }
 
@@ -70,14 +57,17 @@ RecurrentForwardResult recurrent_lif_forward(
     const at::Tensor& alpha, const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
     const std::string& reset, double v_reset, bool detach_reset, const std::string& surrogate,
     double surrogate_param, const RecurrentKernels& kernels) {
-  check_inputs(x_in, V_in);
-  check_surrogate(surrogate, surrogate_param);
+  constexpr const char* op = "snnfast.recurrent_lif";
+  check_input(op, x_in, SequenceShape::TBN);
+  check_recurrent_weights(op, V_in, x_in, "x");
+  const NeuronOptions neuron =
+      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
   const c10::DeviceGuard device_guard(x_in.device());  // the kernels launch on the current device
   const at::ScalarType acc = acc_type(x_in.scalar_type());
   const at::Tensor x = x_in.to(acc).contiguous();
   const at::Tensor V = V_in.to(acc).contiguous();
   const int64_t T = x.size(0), B = x.size(1), N = x.size(2);
-  const NeuronParams np = neuron_params(x, beta, alpha, threshold, u0, B);
+  const NeuronParams np = neuron_params(op, x, beta, alpha, threshold, u0, B);
   const auto options = x.options();
 
   at::Tensor spikes = new_output(x.sizes(), options);
@@ -86,7 +76,7 @@ RecurrentForwardResult recurrent_lif_forward(
   at::Tensor recurrent = at::zeros({B, N}, options);  // o_0 V^T = 0
 
   RecurrentLIFParams p;
-  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, reset, v_reset, detach_reset);
+  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, neuron);
   p.x = x.data_ptr();
   p.spikes = spikes.data_ptr();
   p.membrane = membrane.data_ptr();
@@ -118,28 +108,26 @@ RecurrentBackwardResult recurrent_lif_backward(
     const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
     bool detach_reset, const std::string& surrogate, double surrogate_param,
     std::array<bool, 6> output_mask, const RecurrentKernels& kernels) {
-  TORCH_CHECK(membrane.is_contiguous() && membrane.dim() == 3,
-              "snnfast.recurrent_lif_backward: membrane must be the contiguous [T, B, N] trace of the forward pass");
-  const int64_t T = membrane.size(0), B = membrane.size(1), N = membrane.size(2);
-  const at::ScalarType dtype = grad_spikes_in.scalar_type();
-  const at::ScalarType acc = membrane.scalar_type();
-  TORCH_CHECK(acc == acc_type(dtype), "snnfast.recurrent_lif_backward: membrane is ", acc,
-              " but grad_spikes is ", dtype);
-  TORCH_CHECK(grad_spikes_in.sizes() == membrane.sizes(),
-              "snnfast.recurrent_lif_backward: grad_spikes has shape ", grad_spikes_in.sizes(),
-              ", expected ", membrane.sizes());
-  check_inputs(membrane, V_in);
-  const c10::DeviceGuard device_guard(membrane.device());
+  constexpr const char* op = "snnfast.recurrent_lif_backward";
   const bool need_x = output_mask[0], need_V = output_mask[1], need_beta = output_mask[2],
              need_alpha = output_mask[3], need_threshold = output_mask[4],
              need_u0 = output_mask[5] && u0.has_value();
-  TORCH_CHECK(!need_alpha || x_in.has_value(),
-              "snnfast.recurrent_lif_backward: the gradient of alpha needs the input x");
-  TORCH_CHECK(!(need_V || need_alpha) || spikes_in.has_value(),
-              "snnfast.recurrent_lif_backward: the gradients of V and alpha need the spikes");
-  check_surrogate(surrogate, surrogate_param);
-
-  const NeuronParams np = neuron_params(membrane, beta, alpha, threshold, u0, B);
+  const at::ScalarType dtype = grad_spikes_in.scalar_type();
+  check_membrane(op, membrane, grad_spikes_in, SequenceShape::TBN);
+  check_like(op, "grad_spikes", grad_spikes_in, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_membrane", grad_membrane_in, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_u_last", grad_u_last_in, membrane.sizes().slice(1), "the state's", membrane);
+  check_like(op, "spikes", spikes_in, membrane.sizes(), "membrane's", membrane, dtype);
+  check_like(op, "x", x_in, membrane.sizes(), "membrane's", membrane, dtype);
+  check_given(op, "x", x_in, need_alpha, "the gradient of alpha");
+  check_given(op, "spikes", spikes_in, need_V || need_alpha, "the gradients of V and alpha");
+  check_recurrent_weights(op, V_in, membrane, "membrane");
+  const NeuronOptions neuron =
+      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
+  const c10::DeviceGuard device_guard(membrane.device());
+  const int64_t T = membrane.size(0), B = membrane.size(1), N = membrane.size(2);
+  const at::ScalarType acc = membrane.scalar_type();
+  const NeuronParams np = neuron_params(op, membrane, beta, alpha, threshold, u0, B);
   const auto options = membrane.options();
   const at::Tensor grad_spikes = grad_spikes_in.to(acc).contiguous();
   at::Tensor grad_membrane, x;
@@ -159,9 +147,7 @@ RecurrentBackwardResult recurrent_lif_backward(
   at::Tensor grad_recurrent = at::zeros({B, N}, options);  // nothing reaches o_T through V
 
   RecurrentLIFParams p;
-  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, reset, v_reset, detach_reset);
-  p.surrogate = parse_surrogate(surrogate);
-  p.surrogate_param = surrogate_param;
+  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, neuron);
   p.membrane = membrane.data_ptr();
   p.x = ptr(x);
   p.grad_spikes = grad_spikes.data_ptr();
