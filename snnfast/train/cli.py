@@ -8,10 +8,9 @@ from pathlib import Path
 
 from .. import data as datasets
 from ..data import xor
-from . import distributed, hooks
-from .config import SETUPS, Setup, get_setup
+from . import distributed, hooks, paper_setups
+from .config import PAPER_SETUPS, SETUPS, Setup, get_setup
 from .metrics import StepAccuracy, class_accuracy
-from .trainer import Trainer
 
 LEAKS = {"none": 1.0, "complete": 0.0, "learnable": "learnable"}
 
@@ -32,7 +31,9 @@ def _leak(value: str):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m snnfast.train", description=__doc__)
-    p.add_argument("setup", choices=sorted(SETUPS), help="benchmark (Tables 4 and 5)")
+    p.add_argument("setup", choices=sorted([*SETUPS, *PAPER_SETUPS]),
+                   help="benchmark (the functional-roles paper's Tables 4 and 5; imp_* and dalif_*: the IMP "
+                        "and DA-LIF papers, docs/training.md)")
     variant = p.add_argument_group("variant (default: the paper's baseline)")
     variant.add_argument("--leak", type=_leak, default=None,
                          help="none (beta = 1), complete (beta = 0), learnable, or a fixed beta")
@@ -95,7 +96,7 @@ def main(argv=None):
     try:
         train, test = build_data(setup, args, context)
         accuracy = StepAccuracy(xor.READOUT_STEPS) if setup.dataset == "xor" else class_accuracy
-        trainer = Trainer(
+        trainer = paper_setups.trainer_class(setup)(
             lambda: hooks.build_model(setup, args), train, hooks.build_loss(setup, args),
             epochs=setup.epochs, lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma,
             out_dir=args.out or Path("runs") / setup.name, eval_data=test, accuracy_fn=accuracy,

@@ -126,7 +126,7 @@ def table(summary: list[dict]) -> str:
     lines = ["| T | variant | runs | test accuracy, mean +- std | min - max | gain over LIF | "
              "paper's gain (CIFAR-100, ResNet-20) |", "|---:|---|---:|---:|---:|---:|---:|"]
     for r in summary:
-        gain = "" if r["gain"] is None or r["variant"] == "lif" else f"{r['gain']:+.2f}"
+        gain = "" if r["gain"] is None or r["variant"] == "lif" else f"{round(r['gain'], 2) + 0.0:+.2f}"
         paper = "" if r["paper"] is None else f"+{r['paper']:.2f}"
         lines.append(f"| {r['T']} | {r['label']} | {r['runs']} | {r['mean']:.2f} +- {r['std']:.2f} % | "
                      f"{r['min']:.1f} - {r['max']:.1f} | {gain} | {paper} |")
