@@ -158,3 +158,19 @@ def test_cli_lists_and_picks_the_paper_setups():
     assert "imp_cifar10dvs_48_t10" in cli.parser().parse_args(["imp_cifar10dvs_48_t10"]).setup
     assert paper_setups.trainer_class(SETUPS["mnist"]).__name__ == "Trainer"
     assert paper_setups.trainer_class(PAPER_SETUPS["imp_sew18_cifar10"]).func is ScheduledTrainer
+
+
+def test_snnfast_train_runs_a_paper_setup_end_to_end(tmp_path):
+    import numpy as np
+    from test_data_papers import write_cifar100
+
+    write_cifar100(tmp_path / "data", np.random.default_rng(0), n_train=4, n_test=2)
+    argv = ["imp_sew18_cifar100", "--imp", "--T", "2", "--batch-size", "2", "--epochs", "1", "--data-dir",
+            str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--no-progress"]
+    history = cli.main(argv)
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
+    # The warm-up's first lr (1e-4 of 0.1): the setup's schedule, not Adam + StepLR's lr.
+    assert history[0]["lr"] == pytest.approx(0.1 * 1e-4)
+    resumed = cli.main(argv[:argv.index("--epochs") + 1] + ["2"] + argv[argv.index("--epochs") + 2:] + ["--resume"])
+    assert len(resumed) == 2 and resumed[0] == history[0]
+    assert resumed[1]["lr"] == pytest.approx(0.1 * (1e-4 + (1 - 1e-4) / 5))

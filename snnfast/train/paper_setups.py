@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import models
-from ..nn import DALIF, LIF
+from ..nn import LIF
 from . import checkpoint
 from .config import Setup
 from .trainer import CHECKPOINT, Trainer
@@ -161,15 +161,15 @@ PAPER_SETUPS = {s.name: s for s in (
              "IMP 86.12, IMP + TET-S 87.86"),
     # --- IMP paper, static images (Tables 1 and 3) ---
     *(_imp_sew(f"imp_sew18_{name}", 18, name, classes, (3, 32, 32), "cifar", "soft",
-               dict(lr=0.1, weight_decay=5e-4, epochs=300, batch_size=256, warmup_epochs=5, min_lr=1e-6),
+               dict(lr=0.1, weight_decay=5e-4, epochs=epochs, batch_size=256, warmup_epochs=5, min_lr=1e-6),
                {"schedule": "authors' config: 5-epoch warm-up, cosine to 1e-6, batch 256, 300 epochs (CIFAR10; "
                             "200 for CIFAR100), IF with soft reset and ATan",
                 "optimizer": "choice: SGD lr 0.1 momentum 0.9 weight decay 5e-4 (the authors' CIFAR configs use "
                              "LAMB, lr 0.005-0.008, which torch does not have)",
                 "stem": "choice: 3x3 conv stride 1 for 32 x 32 images (the authors' SEWResNetCifar)"},
-               paper, _CIFAR) for name, classes, paper in (
-        ("cifar10", 10, "SDT 94.56, TET 94.33 (Table 1; no LTS row for CIFAR)"),
-        ("cifar100", 100, "SDT 76.58, TET 76.40 (Table 1; no LTS row for CIFAR)"))),
+               paper, _CIFAR) for name, classes, epochs, paper in (
+        ("cifar10", 10, 300, "SDT 94.56, TET 94.33 (Table 1; no LTS row for CIFAR)"),
+        ("cifar100", 100, 200, "SDT 76.58, TET 76.40 (Table 1; no LTS row for CIFAR)"))),
     *(_imp_sew(f"imp_sew{depth}_imagenet", depth, "imagenet", 1000, (3, 224, 224), "imagenet", "hard",
                dict(lr=0.05, weight_decay=0.0, epochs=320, batch_size=batch),
                {"optimizer, schedule": "authors' ImageNet code (in1k/LTS/run.sh): SGD lr 0.05 momentum 0.9, no "

@@ -33,7 +33,6 @@ from .. import surrogate as surrogates
 from ..nn import DALIF
 from . import study_digits
 from .study_digits import StudyConvNet
-from .study_losses import resolve
 
 
 @dataclass(frozen=True)
@@ -196,29 +195,15 @@ def plot(rows: list[dict], curves: dict, variants, out: Path) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snnfast study dalif-ablation", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK['epochs']} epochs at lr {QUICK['lr']} on the digits (a few minutes on 2 cores) "
-                        f"instead of {FULL['epochs']} at lr {FULL['lr']}")
-    p.add_argument("--data", choices=sorted(study_digits.DATA), default=None,
-                   help="data set (default: digits, or cifar10 when --data-dir is given)")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder holding cifar-10-batches-py/ etc.")
-    p.add_argument("--T", type=int, nargs="+", default=list(STEPS), help="time steps (default 1 2)")
+    p = study_digits.parser("dalif-ablation", __doc__, QUICK, FULL, STEPS)
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--variants", nargs="+", choices=[v.name for v in VARIANTS], default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/study-dalif-ablation[-quick])")
-    p.add_argument("--fresh", action="store_true", help="discard earlier runs in --out and start over")
-    p.add_argument("--samples", type=int, default=None,
-                   help="use only the first N training and test images (a smoke test)")
-    p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    data, schedule, out = resolve(args, QUICK, FULL, "dalif-ablation")
+    data, schedule, out = study_digits.resolve(args, QUICK, FULL, "dalif-ablation")
     variants = [v for v in VARIANTS if args.variants is None or v.name in args.variants]
     rows, summary = run(data=data, data_dir=args.data_dir, steps=args.T, seeds=args.seeds, variants=variants,
                         out=out, samples=args.samples, progress=not args.no_progress, **schedule)

@@ -5,7 +5,9 @@ through the Trainer, and the test accuracy of a trained network at each time ste
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -136,3 +138,45 @@ def matplotlib_pyplot():
     except ImportError:
         return None
     return plt
+
+
+def parser(name: str, description: str, quick: dict, full: dict, steps) -> argparse.ArgumentParser:
+    """The flags the digits studies share (each adds its own)."""
+    p = argparse.ArgumentParser(prog=f"snnfast study {name}", description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help=f"{quick['epochs']} epochs at lr {quick['lr']} on the digits (a few minutes on 2 cores) "
+                        f"instead of {full['epochs']} at lr {full['lr']}")
+    p.add_argument("--data", choices=sorted(DATA), default=None,
+                   help="data set (default: digits, or cifar10 when --data-dir is given)")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder holding cifar-10-batches-py/ etc.")
+    p.add_argument("--T", type=int, nargs="+", default=list(steps),
+                   help=f"time steps (default {' '.join(map(str, steps))})")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help=f"results folder (default runs/study-{name}[-quick])")
+    p.add_argument("--fresh", action="store_true", help="discard earlier runs in --out and start over")
+    p.add_argument("--samples", type=int, default=None,
+                   help="use only the first N training and test images (a smoke test)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def resolve(args, quick: dict, full: dict, name: str) -> tuple[str, dict, Path]:
+    """The data set, schedule and results folder of a digits study's command line."""
+    data = args.data or ("cifar10" if args.data_dir is not None else "digits")
+    if data != "digits" and args.data_dir is None:
+        raise SystemExit(f"--data {data} needs --data-dir (the folder holding its files)")
+    schedule = dict(quick if args.quick else full)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise SystemExit(f"--epochs must be positive, got {args.epochs}")
+        schedule["epochs"] = args.epochs
+    if args.samples is not None and args.samples < 1:
+        raise SystemExit(f"--samples must be positive, got {args.samples}")
+    if any(T < 1 for T in args.T):
+        raise SystemExit(f"--T must be positive, got {args.T}")
+    suffix = ("" if data == "digits" else f"-{data}") + ("-quick" if args.quick else "")
+    out = args.out or Path("runs") / f"study-{name}{suffix}"
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    return data, schedule, out

@@ -18,7 +18,6 @@ and per_step.png (test accuracy from each step's output alone: Figure 4).
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from .. import losses
@@ -145,51 +144,15 @@ def plot(rows: list[dict], curves: dict, out: Path) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snnfast study losses", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK['epochs']} epochs at lr {QUICK['lr']} on the digits (a few minutes on 2 cores) "
-                        f"instead of {FULL['epochs']} at lr {FULL['lr']}")
-    p.add_argument("--data", choices=sorted(study_digits.DATA), default=None,
-                   help="data set (default: digits, or cifar10 when --data-dir is given)")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder holding cifar-10-batches-py/ etc.")
-    p.add_argument("--T", type=int, nargs="+", default=list(STEPS), help="time steps (default 1 2 4 6)")
+    p = study_digits.parser("losses", __doc__, QUICK, FULL, STEPS)
     p.add_argument("--losses", nargs="+", choices=list(LOSSES), default=list(LOSSES))
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/study-losses[-quick])")
-    p.add_argument("--fresh", action="store_true", help="discard earlier runs in --out and start over")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=None,
-                   help="use only the first N training and test images (a smoke test)")
-    p.add_argument("--no-progress", action="store_true")
     return p
-
-
-def resolve(args, quick: dict, full: dict, name: str) -> tuple[str, dict, Path]:
-    """The data set, schedule and results folder of a study's command line (shared with
-    ``snnfast study dalif-ablation``)."""
-    data = args.data or ("cifar10" if args.data_dir is not None else "digits")
-    if data != "digits" and args.data_dir is None:
-        raise SystemExit(f"--data {data} needs --data-dir (the folder holding its files)")
-    schedule = dict(quick if args.quick else full)
-    if args.epochs is not None:
-        if args.epochs < 1:
-            raise SystemExit(f"--epochs must be positive, got {args.epochs}")
-        schedule["epochs"] = args.epochs
-    if args.samples is not None and args.samples < 1:
-        raise SystemExit(f"--samples must be positive, got {args.samples}")
-    if any(T < 1 for T in args.T):
-        raise SystemExit(f"--T must be positive, got {args.T}")
-    suffix = ("" if data == "digits" else f"-{data}") + ("-quick" if args.quick else "")
-    out = args.out or Path("runs") / f"study-{name}{suffix}"
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    return data, schedule, out
 
 
 def main(argv=None) -> list[dict]:
     args = parser().parse_args(argv)
-    data, schedule, out = resolve(args, QUICK, FULL, "losses")
+    data, schedule, out = study_digits.resolve(args, QUICK, FULL, "losses")
     rows = run(data=data, data_dir=args.data_dir, steps=args.T, loss_names=args.losses, out=out, seed=args.seed,
                samples=args.samples, progress=not args.no_progress, **schedule)
     print(f"\nSDT, TET, TET-S and LTS on {data}, {schedule['epochs']} epochs, Adam lr {schedule['lr']}, seed "
