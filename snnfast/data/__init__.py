@@ -6,7 +6,9 @@ which files go where.
 
 - event-based, through tonic (``pip install --no-deps -r requirements-data.txt``):
   ``SHD``, ``SSC``, ``NMNIST``, ``DVSGesture``, ``CIFAR10DVS``, ``NCaltech101``;
-- static, from the original files: ``MNIST`` (idx), ``CIFAR10`` (python pickles);
+- static, from the original files: ``MNIST`` (idx), ``CIFAR10`` and ``CIFAR100`` (python
+  pickles), ``ImageNet`` (class folders of JPEGs, through Pillow); ``Digits`` (the 8 x 8
+  digits bundled with scikit-learn);
 - generated: ``DelayedXOR`` (the delayed spiking XOR task).
 
 ``make_loader(dataset, batch_size, train=...)`` batches a dataset with ``time_major_collate``
@@ -22,7 +24,7 @@ from .neuromorphic import (
     NCaltech101,
     NMNIST,
 )
-from .static import CIFAR10, MNIST
+from .static import CIFAR10, CIFAR100, MNIST, Digits, ImageNet
 from .xor import DelayedXOR
 
 # Name -> dataset class (the names the training configs use).
@@ -35,15 +37,21 @@ DATASETS = {
     "ncaltech101": NCaltech101,
     "mnist": MNIST,
     "cifar10": CIFAR10,
+    "cifar100": CIFAR100,
+    "imagenet": ImageNet,
+    "digits": Digits,
 }
 
 __all__ = [
     "CIFAR10",
+    "CIFAR100",
     "CIFAR10DVS",
     "DATASETS",
     "DVSGesture",
     "DatasetNotFoundError",
     "DelayedXOR",
+    "Digits",
+    "ImageNet",
     "Loader",
     "MNIST",
     "NCaltech101",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .. import data as datasets
 from ..data import xor
-from . import distributed, hooks
-from .config import SETUPS, Setup, get_setup
+from . import distributed, hooks, paper_setups
+from .config import PAPER_SETUPS, SETUPS, Setup, get_setup
 from .metrics import StepAccuracy, class_accuracy
 from .trainer import CHECKPOINT, RunError, Trainer, clear_run, run_files
 
@@ -48,7 +48,9 @@ def _number(kind, *, allow_zero: bool = False):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snnfast train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("setup", choices=sorted(SETUPS), help="benchmark (Tables 4 and 5)")
+    p.add_argument("setup", choices=sorted([*SETUPS, *PAPER_SETUPS]),
+                   help="benchmark (the functional-roles paper's Tables 4 and 5; imp_* and dalif_*: the IMP "
+                        "and DA-LIF papers, docs/training.md)")
     variant = p.add_argument_group("variant (default: the paper's baseline)")
     variant.add_argument("--leak", type=_leak, default=None,
                          help="none (beta = 1), complete (beta = 0), learnable, or a fixed beta")
@@ -147,6 +149,7 @@ def _trainer(p, setup, args, argv, out, train, test, context) -> Trainer:
             device=context.device, seed=args.seed, resume=args.resume,
             progress=not args.no_progress,
             meta={"setup": setup.as_dict(), "seed": args.seed, "argv": list(sys.argv if argv is None else argv)},
+            **paper_setups.trainer_options(setup),
         )
     except (FileExistsError, RunError) as error:
         p.exit(2, f"{p.prog}: error: {error}\n")

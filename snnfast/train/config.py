@@ -104,9 +104,14 @@ SETUPS = {
 
 
 def get_setup(name: str, **changes) -> Setup:
-    """The setup called ``name``, with ``changes`` applied (None values ignored)."""
+    """The setup called ``name`` (of SETUPS or PAPER_SETUPS), with ``changes`` applied (None
+    values ignored)."""
     try:
-        setup = SETUPS[name]
+        setup = SETUPS[name] if name in SETUPS else PAPER_SETUPS[name]
     except KeyError:
-        raise ValueError(f"unknown setup {name!r}; known: {', '.join(SETUPS)}") from None
+        raise ValueError(f"unknown setup {name!r}; known: {', '.join([*SETUPS, *PAPER_SETUPS])}") from None
     return setup.replace(**changes)
+
+
+# The IMP and DA-LIF papers' setups (their own module: deep networks, SGD / AdamW, cosine).
+from .paper_setups import PAPER_SETUPS  # noqa: E402

@@ -12,6 +12,7 @@ from .. import losses, models
 from .. import surrogate as surrogates
 from ..data import xor
 from ..nn import DALIF
+from . import paper_setups
 from .config import Setup
 
 NETWORKS = {
@@ -64,6 +65,8 @@ def neuron_options(setup: Setup) -> dict:
 def build_model(setup: Setup, args: argparse.Namespace | None = None) -> nn.Module:
     """The network of ``setup`` (Table 4) with its neuron (Table 5 and the variant flags).
     Input ``[T, B, *F]``; output ``[T, B, num_classes]``."""
+    if isinstance(setup, paper_setups.PaperSetup):
+        return paper_setups.build_model(setup)
     try:
         network = NETWORKS[setup.dataset]
     except KeyError:
@@ -74,6 +77,8 @@ def build_model(setup: Setup, args: argparse.Namespace | None = None) -> nn.Modu
 def build_loss(setup: Setup, args: argparse.Namespace | None = None):
     """``loss(output, labels) -> scalar`` for ``setup.loss`` (sdt, tet, tets, lts). For the
     XOR setup the loss counts only ``snnfast.data.xor.READOUT_STEPS``."""
+    if isinstance(setup, paper_setups.PaperSetup):
+        return paper_setups.build_loss(setup, LOSSES)
     try:
         loss = LOSSES[setup.loss]()
     except KeyError:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,10 +241,19 @@ def run(variants=VARIANTS, *, epochs: int, lr_step: int, out: Path, seed: int = 
     return rows
 
 
+# The IMP and DA-LIF papers' studies, each in its own module with its own flags.
+PAPER_STUDIES = {
+    "imp-patterns": "snnfast.train.study_imp",
+    "losses": "snnfast.train.study_losses",
+    "dalif-ablation": "snnfast.train.study_dalif",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="snnfast study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=("xor",), help="the study to run")
+    p.add_argument("task", choices=("xor", *PAPER_STUDIES),
+                   help="the study to run (snnfast study NAME --help for each of the others' flags)")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['epochs']} epochs, StepLR({QUICK['lr_step']}, 0.1) (about 8 minutes on 2 cores) "
                         f"instead of Table 5's {FULL['epochs']}, StepLR({FULL['lr_step']}, 0.1)")
@@ -258,7 +269,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> list[dict]:
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PAPER_STUDIES:
+        return importlib.import_module(PAPER_STUDIES[argv[0]]).main(argv[1:])
     args = parser().parse_args(argv)
     schedule = dict(QUICK if args.quick else FULL)
     if args.epochs is not None:

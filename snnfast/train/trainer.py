@@ -77,6 +77,8 @@ class Trainer:
         tensorboard: bool = True,
         meta: dict | None = None,
         keep_best: bool = False,
+        optimizer: Callable[[nn.Module], torch.optim.Optimizer] | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
     ):
         self.context: Context = current(device)
         self.device = self.context.device
@@ -104,8 +106,10 @@ class Trainer:
         model = model_factory().to(self.device)
         # Different dropout / encoding draws per rank, the same on every run.
         seed_everything(epoch_seed(seed, 1_000_000 + self.context.rank))
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, lr_step, lr_gamma)
+        # Adam + StepLR (the functional-roles paper's Table 5) unless the setup brings its own.
+        self.optimizer = optimizer(model) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
+        self.scheduler = (scheduler(self.optimizer) if scheduler
+                          else torch.optim.lr_scheduler.StepLR(self.optimizer, lr_step, lr_gamma))
         if resume and path.is_file():
             self._restore(model, checkpoint.load(path), path)
         elif resume and progress and self.context.is_main:
