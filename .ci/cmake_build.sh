@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 prefix="$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+mkdir -p build
 cmake -S . -B build/cmake -DCMAKE_PREFIX_PATH="$prefix" >build/cmake.log 2>&1 || { cat build/cmake.log; exit 1; }
 cmake --build build/cmake -j "${MAX_JOBS:-2}"
 SNNFAST_LIBRARY=build/cmake/libsnnfast_ops.so "$PYTHON" - <<'PY'
