@@ -31,21 +31,27 @@ def cpu_flags() -> list:
     return flags
 
 
+def compile_flags(name: str) -> list:
+    """The flags on the `name:` line of csrc/compile_flags.txt (the one list of them, which
+    CMake and the CI scripts read too; the file says why each is there)."""
+    with open(os.path.join(HERE, "csrc", "compile_flags.txt")) as f:
+        for line in f:
+            key, _, flags = line.partition(":")
+            if not line.startswith("#") and key.strip() == name:
+                return flags.split()
+    raise KeyError(f"csrc/compile_flags.txt has no {name}: line")
+
+
 def extension():
     cpp_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    # -fno-trapping-math (as PyTorch itself is built) lets GCC if-convert the spike's
-    # compare-and-select, so that the neuron loops vectorize; -fno-math-errno lets it keep
-    # math functions inline. Results are unchanged: nothing here reads FP flags or errno.
-    cxx_flags = ["-O3", "-fopenmp", "-std=c++20", "-fno-trapping-math", "-fno-math-errno",
-                 "-DPy_LIMITED_API=0x03090000"]
-    cxx_flags += cpu_flags()
+    cxx_flags = compile_flags("cxx") + ["-DPy_LIMITED_API=0x03090000"] + cpu_flags()
     include_dirs = [os.path.join(HERE, "csrc"), os.path.join(HERE, "csrc", "include")]
     if with_cuda():
         return CUDAExtension(
             "snnfast._C",
             cpp_sources + sorted(glob.glob("csrc/cuda/*.cu")),
             include_dirs=include_dirs,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false", "-std=c++20"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": compile_flags("nvcc")},
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )

@@ -19,7 +19,7 @@ fi
 
 # Include paths and defines as torch.utils.cpp_extension.BuildExtension passes them for the
 # extension snnfast._C (setup.py), plus the Python headers.
-torch_flags_text="$("${PYTHON:-python}" - <<'PY'
+torch_flags_text="$("${PYTHON:-python3}" - <<'PY'
 import os, sysconfig
 import torch
 from torch.utils import cpp_extension
@@ -39,9 +39,10 @@ PY
 )"
 mapfile -t torch_flags <<<"$torch_flags_text"
 
-# The device flags of setup.py (keep them in step), and both archs in one call.
+# The device flags of setup.py and CMake (csrc/compile_flags.txt), and both archs in one call.
+read -r -a nvcc_flags <<<"$(sed -n 's/^nvcc: //p' csrc/compile_flags.txt)"
 flags=(
-  -c -std=c++20 -O3 --fmad=false
+  -c "${nvcc_flags[@]}"
   -Icsrc -Icsrc/include
   -DTORCH_EXTENSION_NAME=_C -DTORCH_API_INCLUDE_EXTENSION_H -DPy_LIMITED_API=0x03090000
   --compiler-options -fPIC

@@ -1,9 +1,8 @@
 // Schemas of the fused LIF ops and the device-independent glue behind them.
 #include "lif.h"
 
-#include <torch/library.h>
-
 #include "neuron_glue.h"
+#include "op_library.h"
 
 namespace snnfast {
 
@@ -113,7 +112,7 @@ LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,
                   : empty()};
 }
 
-TORCH_LIBRARY(snnfast, m) {
+SNNFAST_LIBRARY(m) {
   m.def(
       "lif(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, str reset, "
       "float v_reset, bool detach_reset, str surrogate, float surrogate_param) -> "

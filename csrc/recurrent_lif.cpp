@@ -13,9 +13,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/DeviceGuard.h>
-#include <torch/library.h>
-
 #include "neuron_glue.h"
+#include "op_library.h"
 
 namespace snnfast {
 namespace {
@@ -195,7 +194,7 @@ RecurrentBackwardResult recurrent_lif_backward(
                   : empty()};
 }
 
-TORCH_LIBRARY_FRAGMENT(snnfast, m) {
+SNNFAST_LIBRARY_FRAGMENT(m) {
   m.def(
       "recurrent_lif(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "
       "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "

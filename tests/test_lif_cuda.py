@@ -1,11 +1,13 @@
-"""The CUDA kernels of snnfast.lif against the reference loop and the CPU kernel.
+"""The CUDA kernels of snnfast.lif against the reference loop and the CPU kernel, on the
+emulated CUDA device (tests/emulated_cuda.py) always and on a real GPU where there is one.
 
-Skipped without a GPU. Each comparison runs both sides on the same random inputs, pushes the
-same random grad_out through them and compares the spikes (exactly: both compute h with the
-same float operations), the final state, the membrane trace and every gradient.
+Each comparison runs both sides on the same random inputs, pushes the same random grad_out
+through them and compares the spikes (exactly: both compute h with the same float
+operations), the final state, the membrane trace and every gradient.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -14,7 +16,9 @@ import torch
 import snnfast
 from snnfast import _library, reference, surrogate
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+from emulated_cuda import CudaDevice, cuda_devices, prepare, set_device
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a real CUDA GPU")
 
 RESETS = ("hard", "soft", "none")
 SURROGATES = (
@@ -45,11 +49,14 @@ KERNEL_TOLERANCE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def cuda_kernel_compiled():
+@pytest.fixture(params=cuda_devices(), ids=str)
+def cuda(request):
+    device = prepare(request.param)
     # Without the CUDA kernels snnfast.lif falls back to the reference, which would pass
     # every comparison here without testing anything.
-    assert "cuda" in _library.LIF_DEVICES, "snnfast._C was built without its CUDA kernels"
+    if not device.emulated:
+        assert "cuda" in _library.LIF_DEVICES, "snnfast._C was built without its CUDA kernels"
+    return device
 
 
 def acc_dtype(dtype):
@@ -102,9 +109,17 @@ def make_grad_outputs(inputs, outputs=ALL_OUTPUTS, seed=1):
 
 
 def run(lif, inputs, grad_outputs, device, **options):
-    """Runs lif on fresh leaf copies of the inputs on `device`, back-propagates
-    sum(output * grad_output) over the given outputs, and returns the outputs and the
-    gradient of every tensor input (zeros where none reached it), on the CPU."""
+    """Runs lif on fresh leaf copies of the inputs on `device` (a CudaDevice, or a device
+    name for the CPU kernel), back-propagates sum(output * grad_output) over the given
+    outputs, and returns the outputs and the gradient of every tensor input (zeros where
+    none reached it), on the CPU."""
+    kernels = device.kernels() if isinstance(device, CudaDevice) else contextlib.nullcontext()
+    device = device.type if isinstance(device, CudaDevice) else device
+    with kernels:
+        return _run(lif, inputs, grad_outputs, device, **options)
+
+
+def _run(lif, inputs, grad_outputs, device, **options):
     leaves = {
         name: value.detach().to(device).requires_grad_(value.requires_grad)
         if isinstance(value, torch.Tensor) else value
@@ -143,9 +158,9 @@ def assert_results_close(actual, expected, tolerance):
         )
 
 
-def check_against_reference(inputs, grad_outputs, **options):
+def check_against_reference(cuda, inputs, grad_outputs, **options):
     dtype = inputs["x"].dtype
-    actual = run(snnfast.lif, inputs, grad_outputs, "cuda", **options)
+    actual = run(snnfast.lif, inputs, grad_outputs, cuda, **options)
     expected = run(reference.lif, inputs, grad_outputs, "cpu", **options)
     assert_results_close(actual, expected, TOLERANCE[dtype])
 
@@ -154,84 +169,104 @@ def check_against_reference(inputs, grad_outputs, **options):
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize("surrogate_fn", SURROGATES, ids=lambda s: s.name)
 @pytest.mark.parametrize("reset", RESETS)
-def test_variants_float64(reset, surrogate_fn, detach_reset, outputs):
+def test_variants_float64(cuda, reset, surrogate_fn, detach_reset, outputs):
     # T = 37 goes round the float64 rings (16 steps ahead forward, 8 backward) more than
     # twice, through both the unchecked steady-state blocks and the checked last blocks.
     inputs = make_inputs(37, 4, (3, 5), torch.float64)
     check_against_reference(
-        inputs, make_grad_outputs(inputs, outputs), reset=reset, v_reset=-0.1,
+        cuda, inputs, make_grad_outputs(inputs, outputs), reset=reset, v_reset=-0.1,
         detach_reset=detach_reset, surrogate=surrogate_fn,
     )
 
 
 @pytest.mark.parametrize("u0_kind", U0_KINDS)
 @pytest.mark.parametrize("kind", PARAM_KINDS)
-def test_parameter_shapes_float64(kind, u0_kind):
+def test_parameter_shapes_float64(cuda, kind, u0_kind):
     inputs = make_inputs(37, 4, (3, 5), torch.float64, kinds=(kind,) * 3, u0_kind=u0_kind)
-    check_against_reference(inputs, make_grad_outputs(inputs), reset="soft", surrogate="atan")
+    check_against_reference(cuda, inputs, make_grad_outputs(inputs), reset="soft", surrogate="atan")
 
 
-def test_mixed_parameter_shapes_float64():
+def test_mixed_parameter_shapes_float64(cuda):
     inputs = make_inputs(37, 4, (3, 5), torch.float64, kinds=("neuron", "float", "channel"),
                          u0_kind="batch")
-    check_against_reference(inputs, make_grad_outputs(inputs), reset="hard")
+    check_against_reference(cuda, inputs, make_grad_outputs(inputs), reset="hard")
 
 
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_low_precision_against_reference(dtype, reset):
+def test_low_precision_against_reference(cuda, dtype, reset):
     # T = 70 goes round the float32 rings (32 steps ahead forward, 16 backward) twice or more.
     inputs = make_inputs(70, 3, (2, 9), dtype, u0_kind="neuron")
-    check_against_reference(inputs, make_grad_outputs(inputs), reset=reset, surrogate="triangle")
+    check_against_reference(cuda, inputs, make_grad_outputs(inputs), reset=reset, surrogate="triangle")
 
 
 @pytest.mark.parametrize(
     "T, B, F",
     [(0, 2, (5,)), (1, 1, (1,)), (1, 3, (7,)), (33, 2, (129,)), (70, 1, (300,)), (5, 70, (2, 3, 4))],
 )
-def test_sizes_float64(T, B, F):
+def test_sizes_float64(cuda, T, B, F):
     inputs = make_inputs(T, B, F, torch.float64)
-    check_against_reference(inputs, make_grad_outputs(inputs), reset="hard", surrogate="sigmoid")
+    check_against_reference(cuda, inputs, make_grad_outputs(inputs), reset="hard", surrogate="sigmoid")
 
 
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16], ids=str)
-def test_matches_cpu_kernel(dtype, reset):
+def test_matches_cpu_kernel(cuda, dtype, reset):
     assert "cpu" in _library.LIF_DEVICES
     # T = 100 runs the unchecked steady-state blocks of both passes in every dtype.
     inputs = make_inputs(100, 6, (4, 33), dtype, u0_kind="neuron")
     grad_outputs = make_grad_outputs(inputs)
     options = dict(reset=reset, surrogate="sigmoid")
-    actual = run(snnfast.lif, inputs, grad_outputs, "cuda", **options)
+    actual = run(snnfast.lif, inputs, grad_outputs, cuda, **options)
     expected = run(snnfast.lif, inputs, grad_outputs, "cpu", **options)
     assert_results_close(actual, expected, KERNEL_TOLERANCE[dtype])
 
 
-def test_deterministic():
+@pytest.mark.parametrize("surrogate_fn", SURROGATES, ids=lambda s: s.name)
+@pytest.mark.parametrize("reset,detach_reset", [("hard", False), ("hard", True), ("soft", False),
+                                                ("soft", True), ("none", False)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_same_bits_as_cpu_kernel_emulated(dtype, reset, detach_reset, surrogate_fn):
+    # One arithmetic on both devices (csrc/compile_flags.txt, lif_step.h): the CUDA kernels
+    # give the CPU kernel's bits, outputs and gradients. On the emulated device only, whose
+    # glue reduces the parameter gradients on the CPU; a GPU sums them in another order.
+    emulated = prepare(CudaDevice("emulated"))
+    inputs = make_inputs(70, 3, (5, 13), dtype, u0_kind="sample")
+    grad_outputs = make_grad_outputs(inputs)
+    options = dict(reset=reset, detach_reset=detach_reset, v_reset=-0.2, surrogate=surrogate_fn)
+    actual = run(snnfast.lif, inputs, grad_outputs, emulated, **options)
+    expected = run(snnfast.lif, inputs, grad_outputs, "cpu", **options)
+    assert actual.keys() == expected.keys()
+    for name, want in expected.items():
+        assert torch.equal(actual[name], want), name
+
+
+def test_deterministic(cuda):
     # Enough neurons for full blocks and a multi-block reduction of each parameter gradient.
     inputs = make_inputs(20, 64, (16, 256), torch.float32, kinds=("layer", "channel", "neuron"),
                          u0_kind="neuron")
     grad_outputs = make_grad_outputs(inputs)
-    first = run(snnfast.lif, inputs, grad_outputs, "cuda", reset="soft")
-    second = run(snnfast.lif, inputs, grad_outputs, "cuda", reset="soft")
+    first = run(snnfast.lif, inputs, grad_outputs, cuda, reset="soft")
+    second = run(snnfast.lif, inputs, grad_outputs, cuda, reset="soft")
     for name in first:
         assert torch.equal(first[name], second[name]), name
 
 
 @pytest.mark.parametrize("outputs", [ALL_OUTPUTS, ("spikes",)], ids=["all_outputs", "spikes_only"])
 @pytest.mark.parametrize("T", [0, 3, 40])
-def test_poisoned_outputs_are_all_written(monkeypatch, T, outputs):
+def test_poisoned_outputs_are_all_written(cuda, monkeypatch, T, outputs):
     # With SNNFAST_POISON=1 the glue fills every output with NaN before the kernel runs.
     inputs = make_inputs(T, 5, (3, 7), torch.float32, u0_kind="sample")
     grad_outputs = make_grad_outputs(inputs, outputs)
-    clean = run(snnfast.lif, inputs, grad_outputs, "cuda", reset="hard")
+    clean = run(snnfast.lif, inputs, grad_outputs, cuda, reset="hard")
     monkeypatch.setenv("SNNFAST_POISON", "1")
-    poisoned = run(snnfast.lif, inputs, grad_outputs, "cuda", reset="hard")
+    poisoned = run(snnfast.lif, inputs, grad_outputs, cuda, reset="hard")
     for name, value in poisoned.items():
         assert not value.isnan().any(), name
         assert torch.equal(value, clean[name]), name
 
 
+@needs_gpu
 def test_indexing_beyond_2_31_elements():
     # T * B * N = 2^31 + 2^20: the indices of the last step do not fit in an int32.
     T, B, N = 2049, 1, 2**20
@@ -267,12 +302,14 @@ def test_indexing_beyond_2_31_elements():
         assert_results_close(actual, expected, TOLERANCE[torch.float16])
 
 
+@needs_gpu
 def test_runs_on_the_current_stream():
     # On a side stream held up by a sleep, x and grad_spikes are written only after the sleep.
     # A kernel launched on another stream would run first and read the NaN they held before.
+    cuda = CudaDevice("cuda")
     inputs = make_inputs(16, 8, (256,), torch.float32, u0_kind="neuron")
     grad_outputs = make_grad_outputs(inputs, ("spikes",))
-    expected = run(snnfast.lif, inputs, grad_outputs, "cuda", reset="hard")
+    expected = run(snnfast.lif, inputs, grad_outputs, cuda, reset="hard")
 
     leaves = {
         name: value.detach().cuda().requires_grad_() if isinstance(value, torch.Tensor) else value
@@ -316,21 +353,40 @@ def test_runs_on_the_device_of_x():
 
 
 @pytest.mark.parametrize("u0_kind", [None, "neuron", "sample"])
-def test_opcheck(u0_kind):
+def test_opcheck(cuda, u0_kind):
     inputs = make_inputs(5, 3, (4, 6), torch.float32, u0_kind=u0_kind)
     x, beta, alpha, threshold, u0 = (
-        None if value is None else value.detach().cuda().requires_grad_()
+        None if value is None else value.detach().to(cuda.type).requires_grad_()
         for value in (inputs[name] for name in ("x", "beta", "alpha", "threshold", "u0"))
     )
     options = ("soft", 0.0, False, "sigmoid", 4.0)
-    torch.library.opcheck(torch.ops.snnfast.lif.default, (x, beta, alpha, threshold, u0, *options))
+    with cuda.kernels():
+        torch.library.opcheck(torch.ops.snnfast.lif.default, (x, beta, alpha, threshold, u0, *options))
+        with torch.no_grad():
+            spikes, membrane, u_last = torch.ops.snnfast.lif(x, beta, alpha, threshold, u0, *options)
+        grads = {name: g.to(cuda.type) for name, g in make_grad_outputs(inputs).items()}
+        backward_args = (
+            grads["spikes"], grads["membrane"], grads["u_last"], membrane,
+            x.detach(), beta.detach(), alpha.detach(), threshold.detach(),
+            None if u0 is None else u0.detach(), *options, [True] * 5,
+        )
+        torch.library.opcheck(torch.ops.snnfast.lif_backward.default, backward_args)
 
-    with torch.no_grad():
-        spikes, membrane, u_last = torch.ops.snnfast.lif(x, beta, alpha, threshold, u0, *options)
-    grads = make_grad_outputs(inputs)
-    backward_args = (
-        grads["spikes"].cuda(), grads["membrane"].cuda(), grads["u_last"].cuda(), membrane,
-        x.detach(), beta.detach(), alpha.detach(), threshold.detach(),
-        None if u0 is None else u0.detach(), *options, [True] * 5,
-    )
-    torch.library.opcheck(torch.ops.snnfast.lif_backward.default, backward_args)
+
+# The launch shape is chosen from the multiprocessor count: 128 threads per block where there
+# are at least two blocks per multiprocessor, down to 32 (launch_shape in lif_kernel.cuh).
+# (multiprocessors, neurons B * N): 128 threads and a partial last block; 64; 32; one block
+# of 32 threads for a single neuron.
+LAUNCH_SHAPES = [(1, 2 * 3 * 67), (4, 6 * 101), (64, 6 * 33), (132, 1)]
+
+
+@pytest.mark.parametrize("multiprocessors, neurons", LAUNCH_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_launch_shapes_emulated(multiprocessors, neurons, dtype):
+    # Only the emulated device can be given another multiprocessor count. T = 40 runs both
+    # the unchecked and the checked blocks of the look-ahead rings.
+    emulated = prepare(CudaDevice("emulated"))
+    set_device(multiprocessors, 48 * 1024)
+    inputs = make_inputs(40, 1, (neurons,), dtype, kinds=("neuron",) * 3, u0_kind="sample")
+    check_against_reference(emulated, inputs, make_grad_outputs(inputs), reset="soft",
+                            surrogate="sigmoid")

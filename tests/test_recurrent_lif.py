@@ -1,14 +1,17 @@
 """snnfast.recurrent_lif against the pure-PyTorch reference (snnfast.reference.recurrent_lif):
 forward outputs and every gradient, with the same random grad_out through both."""
+import contextlib
+
 import pytest
 import torch
 
 import snnfast
 from snnfast import _library, reference
 
+from emulated_cuda import CudaDevice, cuda_devices, launches, prepare, set_device
+
 SURROGATES = ("rectangle", "triangle", "sigmoid", "atan")
 RESETS = ("hard", "soft", "none")
-CUDA = torch.cuda.is_available() and "cuda" in _library.RECURRENT_LIF_DEVICES
 
 pytestmark = pytest.mark.skipif(
     "cpu" not in _library.RECURRENT_LIF_DEVICES, reason="snnfast._C not built"
@@ -67,8 +70,9 @@ def run(fn, inputs, grad_seed=1, **options):
     return (spikes, u_last, membrane), dict(zip(names, grads))
 
 
-def assert_match(inputs, atol=1e-10, rtol=1e-9, **options):
-    (s, u, h), grads = run(snnfast.recurrent_lif, inputs, **options)
+def assert_match(inputs, atol=1e-10, rtol=1e-9, kernels=contextlib.nullcontext(), **options):
+    with kernels:
+        (s, u, h), grads = run(snnfast.recurrent_lif, inputs, **options)
     (s_ref, u_ref, h_ref), grads_ref = run(reference.recurrent_lif, inputs, **options)
     torch.testing.assert_close(s, s_ref, atol=0, rtol=0)
     torch.testing.assert_close(h, h_ref, atol=atol, rtol=rtol)
@@ -270,25 +274,35 @@ def test_bad_input_in_the_op():
         torch.ops.snnfast.recurrent_lif(*args)
 
 
-# ---- CUDA: the persistent kernel (V in shared memory) and the per-step cuBLAS path ----
+# ---- CUDA: the persistent kernel (V in shared memory) and the per-step cuBLAS path, on the
+# emulated device (tests/emulated_cuda.py; an H100's shared memory, so the same paths as on
+# one) and on a real GPU where there is one ----
 
-@pytest.mark.skipif(not CUDA, reason="needs a GPU and the CUDA build")
+@pytest.fixture(params=cuda_devices(), ids=str)
+def cuda(request):
+    device = prepare(request.param)
+    if not device.emulated:
+        assert "cuda" in _library.RECURRENT_LIF_DEVICES, "snnfast._C was built without its CUDA kernels"
+    return device
+
+
 @pytest.mark.parametrize("N", [5, 64, 200])
 @pytest.mark.parametrize("reset,surrogate,detach_reset", [("hard", "rectangle", False), ("soft", "atan", True),
                                                            ("none", "sigmoid", False)])
-def test_cuda_persistent_float64(N, reset, surrogate, detach_reset):
+def test_cuda_persistent_float64(cuda, N, reset, surrogate, detach_reset):
     # float64 V fits in shared memory up to N of about 160 on an A100 or H100; N = 200
     # takes the per-step path.
-    inputs = make_inputs(T=7, B=3, N=N, device="cuda", seed=N)
-    assert_match(inputs, reset=reset, surrogate=surrogate, detach_reset=detach_reset)
+    inputs = make_inputs(T=7, B=3, N=N, device=cuda.type, seed=N)
+    assert_match(inputs, kernels=cuda.kernels(), reset=reset, surrogate=surrogate,
+                 detach_reset=detach_reset)
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a GPU and the CUDA build")
 @pytest.mark.parametrize("N", [33, 200, 300])
-def test_cuda_float32(N):
+def test_cuda_float32(cuda, N):
     # N = 33 and 200: persistent kernel; N = 300: V (360 KB) exceeds shared memory, per-step path.
-    inputs = make_inputs(T=10, B=4, N=N, dtype=torch.float32, device="cuda", seed=N)
-    (s, u, h), grads = run(snnfast.recurrent_lif, inputs, surrogate="triangle")
+    inputs = make_inputs(T=10, B=4, N=N, dtype=torch.float32, device=cuda.type, seed=N)
+    with cuda.kernels():
+        (s, u, h), grads = run(snnfast.recurrent_lif, inputs, surrogate="triangle")
     cpu = {k: v.cpu() for k, v in inputs.items()}
     (s_ref, u_ref, h_ref), grads_ref = run(snnfast.recurrent_lif, cpu, surrogate="triangle")
     # A sum in a different order may move h across the threshold; allow a few flips only.
@@ -299,9 +313,29 @@ def test_cuda_float32(N):
             torch.testing.assert_close(grads[name].cpu(), grads_ref[name], atol=1e-3, rtol=1e-3)
 
 
-@pytest.mark.skipif(not CUDA, reason="needs a GPU and the CUDA build")
-def test_cuda_opcheck():
-    inputs = leaves(make_inputs(T=4, B=2, N=3, device="cuda", seed=29))
+@pytest.mark.parametrize("path", ["persistent", "per-step"])
+@pytest.mark.parametrize("reset,surrogate,detach_reset", [("hard", "triangle", True), ("soft", "sigmoid", False)])
+def test_emulated_paths_with_optional_gradients(path, reset, surrogate, detach_reset):
+    # Both paths at one odd size, chosen by the emulated device's shared memory (the
+    # persistent kernel needs (N * N + 2 * N) * 8 bytes), with an odd batch, u0 shared by the
+    # batch and a membrane gradient. Only the emulated device can be given another limit.
+    emulated = prepare(CudaDevice("emulated"))
+    N = 37
+    set_device(4, (N * N + 2 * N) * 8 if path == "persistent" else (N * N + 2 * N) * 8 - 1)
+    T = 9
+    inputs = make_inputs(T=T, B=5, N=N, seed=41)
+    inputs["u0"] = inputs["u0"][:1]
+    independent, synchronised = launches()
+    assert_match(inputs, kernels=emulated.kernels(), reset=reset, surrogate=surrogate,
+                 detach_reset=detach_reset)
+    # Forward and backward: one launch of a persistent kernel each, or one step kernel per step.
+    expected = (independent, synchronised + 2) if path == "persistent" else (independent + 2 * T, synchronised)
+    assert launches() == expected
+
+
+def test_cuda_opcheck(cuda):
+    inputs = leaves(make_inputs(T=4, B=2, N=3, device=cuda.type, seed=29))
     args = (inputs["x"], inputs["V"], inputs["beta"], inputs["alpha"], inputs["threshold"],
             inputs["u0"], "hard", 0.0, False, "rectangle", 1.0)
-    torch.library.opcheck(torch.ops.snnfast.recurrent_lif.default, args)
+    with cuda.kernels():
+        torch.library.opcheck(torch.ops.snnfast.recurrent_lif.default, args)

@@ -168,7 +168,7 @@ void backward_row(int64_t len, const acc_t* __restrict membrane,
                   const acc_t* __restrict u_prev, const scalar_t* __restrict grad_spikes,
                   const acc_t* __restrict grad_membrane, const scalar_t* __restrict x,
                   scalar_t* __restrict grad_x, const BlockParams<acc_t>& np,
-                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t param, acc_t keep_reset) {
+                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t param, bool detach_reset) {
   acc_t* __restrict g_u = g.g_u;
   acc_t* __restrict g_beta = g.g_beta;
   acc_t* __restrict g_alpha = g.g_alpha;
@@ -180,12 +180,12 @@ void backward_row(int64_t len, const acc_t* __restrict membrane,
   for (int64_t j = 0; j < len; ++j) {
     const acc_t h = membrane[j];
     const acc_t s = surrogate_grad<S>(h - threshold[j], param);
-    const acc_t s_reset = s * keep_reset;
     const acc_t g_spike = static_cast<acc_t>(grad_spikes[j]);
     const acc_t g_h =
-        grad_h<R>(h, threshold[j], v_reset, s, s_reset, g_spike, grad_membrane[j], g_u[j]);
+        grad_h<R>(h, threshold[j], v_reset, s, detach_reset, g_spike, grad_membrane[j], g_u[j]);
     if constexpr (kParamGrads) {
-      g_threshold[j] += grad_threshold<R>(h, threshold[j], v_reset, s, s_reset, g_spike, g_u[j]);
+      g_threshold[j] +=
+          grad_threshold<R>(h, threshold[j], v_reset, s, detach_reset, g_spike, g_u[j]);
       g_beta[j] += g_h * u_prev[j];
       g_alpha[j] += g_h * static_cast<acc_t>(x[j]);
     }
@@ -200,7 +200,7 @@ void backward(const LIFParams& p) {
   const int64_t M = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);
+  const bool detach_reset = p.detach_reset;
   const bool param_grads = p.grad_beta || p.grad_alpha || p.grad_threshold;
   const bool streaming = p.T * M * static_cast<int64_t>(sizeof(scalar_t)) > kStreamingBytes;
   for_each_block(p, [&](int64_t m0, int64_t len) {
@@ -238,11 +238,11 @@ void backward(const LIFParams& p) {
       if (param_grads) {
         backward_row<scalar_t, acc_t, R, S, true>(len, membrane, u_prev, grad_spikes,
                                                   grad_membrane, x, grad_x, np, g, v_reset,
-                                                  param, keep_reset);
+                                                  param, detach_reset);
       } else {
         backward_row<scalar_t, acc_t, R, S, false>(len, membrane, u_prev, grad_spikes,
                                                    grad_membrane, x, grad_x, np, g, v_reset,
-                                                   param, keep_reset);
+                                                   param, detach_reset);
       }
       if (p.grad_x) stream_row(static_cast<scalar_t*>(p.grad_x) + row, grad_x, len, streaming);
     }

@@ -88,7 +88,7 @@ void step_backward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, in
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  const acc_t keep_reset = reset_path<acc_t>(p.detach_reset);
+  const bool detach_reset = p.detach_reset;
   for (int64_t b = row_begin; b < row_end; ++b) {
     for (int64_t n0 = 0; n0 < N; n0 += kChunk) {
       const int64_t len = std::min(kChunk, N - n0);
@@ -109,14 +109,13 @@ void step_backward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, in
         for (int64_t n = 0; n < len; ++n) {
           const acc_t h = membrane[n], g_spike = grad_spikes[n] + grad_recurrent[n];
           const acc_t s = surrogate_grad<S>(h - np.threshold[n], param);
-          const acc_t s_reset = s * keep_reset;
-          const acc_t g_h = snnfast::grad_h<R>(h, np.threshold[n], v_reset, s, s_reset, g_spike,
+          const acc_t g_h = snnfast::grad_h<R>(h, np.threshold[n], v_reset, s, detach_reset, g_spike,
                                                with_grad_membrane ? grad_membrane[n] : acc_t(0),
                                                g_u[n]);
           grad_h[n] = g_h;
           grad_x[n] = np.alpha[n] * g_h;
           g_threshold[n] =
-              grad_threshold<R>(h, np.threshold[n], v_reset, s, s_reset, g_spike, g_u[n]);
+              grad_threshold<R>(h, np.threshold[n], v_reset, s, detach_reset, g_spike, g_u[n]);
           g_u[n] = np.beta[n] * g_h;
         }
         if (p.grad_threshold) {

@@ -1,6 +1,10 @@
 // The math of one LIF time step, forward and backward, for one neuron: written once here
 // and inlined by the CPU kernel and the CUDA kernel alike. Equations and names follow
 // shared/design/neuron-spec.md. acc_t is the arithmetic type (float or double).
+//
+// One arithmetic on every device: no multiply-add is fused (the CPU kernels are built with
+// -ffp-contract=off, nvcc with --fmad=false, flags.py), so the CPU and CUDA kernels round
+// every operation alike and give the same bits (tests/test_emulated_cuda.py).
 #pragma once
 
 #include <cmath>
@@ -17,14 +21,12 @@
 
 namespace snnfast {
 
-#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-SNNFAST_HD float exp_(float v) { return expf(v); }
-#else
-// expf as plain arithmetic (Cephes' polynomial, within 2 ulp of expf), so that the CPU
-// compiler can vectorize the sigmoid surrogate: a call to expf would keep the loop scalar.
-inline float exp_(float v) {
+// expf as plain arithmetic (Cephes' polynomial, within 2 ulp of expf), on the CPU and the
+// GPU alike: the CPU compiler can vectorize it (a call to expf would keep the loop scalar),
+// and both devices give the same bits for the sigmoid surrogate.
+SNNFAST_HD float exp_(float v) {
   v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);
-  const float n = std::floor(v * 1.44269504088896341f + 0.5f);
+  const float n = floorf(v * 1.44269504088896341f + 0.5f);
   float r = v - n * 0.693359375f;
   r -= n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -37,10 +39,9 @@ inline float exp_(float v) {
   // 2^n through the exponent bits; n is within [-126, 127] after the clamp above.
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
+  memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
 }
-#endif
 SNNFAST_HD double exp_(double v) { return exp(v); }
 
 // The parameters and initial state of neuron (b, n) of a layer, in the arithmetic type.
@@ -64,7 +65,7 @@ SNNFAST_HD acc_t surrogate_grad(acc_t x, acc_t param) {
     return ax < param * acc_t(0.5) ? acc_t(1) / param : acc_t(0);
   } else if constexpr (S == Surrogate::Triangle) {
     const acc_t r = acc_t(1) - ax / param;
-    return r > acc_t(0) ? r / param : acc_t(0);
+    return r < acc_t(0) ? acc_t(0) : r / param;  // a NaN stays NaN, as in torch.clamp
   } else if constexpr (S == Surrogate::Sigmoid) {
     const acc_t sg = acc_t(1) / (acc_t(1) + exp_(-param * x));
     return param * sg * (acc_t(1) - sg);
@@ -104,26 +105,26 @@ SNNFAST_HD acc_t state_after(acc_t h, acc_t threshold, acc_t v_reset) {
   return reset_membrane<R>(h, fire(h, threshold), threshold, v_reset);
 }
 
-// BPTT through one step. s = s(h_t - threshold) is the surrogate derivative of the spike;
-// s_reset = s * reset_path(detach_reset) is the same along the reset's own path. The
-// threshold enters twice: through the spike, o = H(h - threshold), and, unless the reset is
-// detached, through the reset (the soft reset also subtracts the threshold itself).
+// BPTT through one step. s = s(h_t - threshold) is the surrogate derivative of the spike.
+// The threshold enters twice: through the spike, o = H(h - threshold), and, unless the reset
+// is detached, through the reset (the soft reset also subtracts the threshold itself).
 // Plain scalars in and out, so that the CPU loop over neurons vectorizes.
-
-// 1 where the backward pass goes through the reset, 0 where the reset is detached: a factor
-// computed once per launch, since a select on the flag inside the loop keeps GCC scalar.
+//
+// A detached reset has no path at all, as in autograd: its terms are selected away rather
+// than multiplied by 0, which would turn a NaN or infinite membrane into a NaN gradient
+// that spreads back to every earlier step (autograd gives 0 there).
 template <typename acc_t>
-SNNFAST_HD acc_t reset_path(bool detach_reset) {
-  return detach_reset ? acc_t(0) : acc_t(1);
+SNNFAST_HD acc_t through_reset(acc_t value, bool detach_reset) {
+  return detach_reset ? acc_t(0) : value;
 }
 
 // du_t / dh_t
 template <Reset R, typename acc_t>
-SNNFAST_HD acc_t du_dh(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_reset) {
+SNNFAST_HD acc_t du_dh(acc_t h, acc_t threshold, acc_t v_reset, acc_t s, bool detach_reset) {
   if constexpr (R == Reset::Hard) {
-    return acc_t(1) - fire(h, threshold) + (v_reset - h) * s_reset;
+    return acc_t(1) - fire(h, threshold) + through_reset((v_reset - h) * s, detach_reset);
   } else if constexpr (R == Reset::Soft) {
-    return acc_t(1) - threshold * s_reset;
+    return acc_t(1) - through_reset(threshold * s, detach_reset);
   } else {
     return acc_t(1);
   }
@@ -131,11 +132,12 @@ SNNFAST_HD acc_t du_dh(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_reset) {
 
 // du_t / dthreshold
 template <Reset R, typename acc_t>
-SNNFAST_HD acc_t du_dthreshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_reset) {
+SNNFAST_HD acc_t du_dthreshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s,
+                               bool detach_reset) {
   if constexpr (R == Reset::Hard) {
-    return (h - v_reset) * s_reset;
+    return through_reset((h - v_reset) * s, detach_reset);
   } else if constexpr (R == Reset::Soft) {
-    return threshold * s_reset - fire(h, threshold);
+    return through_reset(threshold * s, detach_reset) - fire(h, threshold);
   } else {
     return acc_t(0);
   }
@@ -144,16 +146,16 @@ SNNFAST_HD acc_t du_dthreshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s_
 // g_h, the gradient reaching h_t, from the gradients of o_t and h_t at the outputs and the
 // gradient g_u arriving at u_t from step t + 1.
 template <Reset R, typename acc_t>
-SNNFAST_HD acc_t grad_h(acc_t h, acc_t threshold, acc_t v_reset, acc_t s, acc_t s_reset,
+SNNFAST_HD acc_t grad_h(acc_t h, acc_t threshold, acc_t v_reset, acc_t s, bool detach_reset,
                         acc_t g_spike, acc_t g_membrane, acc_t g_u) {
-  return g_spike * s + g_u * du_dh<R>(h, threshold, v_reset, s_reset) + g_membrane;
+  return g_spike * s + g_u * du_dh<R>(h, threshold, v_reset, s, detach_reset) + g_membrane;
 }
 
 // This step's share of the threshold gradient.
 template <Reset R, typename acc_t>
 SNNFAST_HD acc_t grad_threshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s,
-                                acc_t s_reset, acc_t g_spike, acc_t g_u) {
-  return g_u * du_dthreshold<R>(h, threshold, v_reset, s_reset) - g_spike * s;
+                                bool detach_reset, acc_t g_spike, acc_t g_u) {
+  return g_u * du_dthreshold<R>(h, threshold, v_reset, s, detach_reset) - g_spike * s;
 }
 
 }  // namespace snnfast

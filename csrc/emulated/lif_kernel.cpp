@@ -1,0 +1,16 @@
+// The CUDA kernels of the fused LIF op (csrc/cuda/lif_kernel.cuh) on the emulated device,
+// registered as the CPU kernels of torch.ops.snnfast_emulated.lif through the same glue as
+// the real ones. Built only by the tests (tests/emulated_cuda.py), with -DSNNFAST_EMULATED.
+#include <torch/library.h>
+
+#include "cuda/lif_kernel.cuh"
+#include "lif.h"
+
+namespace snnfast {
+
+TORCH_LIBRARY_IMPL(snnfast_emulated, CPU, m) {
+  m.impl("lif", TORCH_FN(lif_forward_with<lif_forward_cuda>));
+  m.impl("lif_backward", TORCH_FN(lif_backward_with<lif_backward_cuda>));
+}
+
+}  // namespace snnfast
