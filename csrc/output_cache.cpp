@@ -4,7 +4,6 @@
 #include <ATen/EmptyTensor.h>
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
-#include <torch/library.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,8 @@
 #include <map>
 #include <mutex>
 #include <vector>
+
+#include "op_library.h"
 
 namespace snnfast::output_cache {
 namespace {
@@ -202,7 +203,7 @@ Stats stats() { return cache().stats(); }
 void release() { cache().release(); }
 void set_limit(int64_t bytes) { cache().set_limit(bytes); }
 
-TORCH_LIBRARY_FRAGMENT(snnfast, m) {
+SNNFAST_LIBRARY_FRAGMENT(m) {
   // [limit, cached, used, hits, misses] in bytes and counts (snnfast.output_cache.stats()).
   m.def("output_cache_stats() -> int[]", [] {
     const Stats s = stats();

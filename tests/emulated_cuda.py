@@ -47,7 +47,7 @@ def build() -> None:
 
     directory = ROOT / "build" / "emulated_cuda"
     directory.mkdir(parents=True, exist_ok=True)
-    sources = [CSRC / "lif.cpp", CSRC / "recurrent_lif.cpp", CSRC / "neuron_glue.cpp",
+    sources = [CSRC / "lif.cpp", CSRC / "recurrent_lif.cpp", CSRC / "neuron_glue.cpp", CSRC / "output_cache.cpp",
                *sorted((CSRC / "emulated").glob("*.cpp"))]
     os.environ.setdefault("MAX_JOBS", "2")
     # The product's flags (the same rounding as the CPU kernels), at -O1: the emulated
