@@ -109,11 +109,7 @@ def main(argv=None) -> None:
                 floor_text = f"{best / (floor / rate):.2f}x" if floor else "-"
                 lines.append(f"| {name} | {malloc} | {setting} | {best * 1e3:.1f} "
                              f"({statistics.median(seen) * 1e3:.1f}) | {best / reference:.2f}x | {floor_text} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    benchmark.write_report("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

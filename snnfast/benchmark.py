@@ -96,6 +96,22 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
+def choose_allocator(default_malloc: bool) -> str:
+    """Keeps freed memory (keep_freed_memory) unless default_malloc; says which, for the
+    report's header."""
+    if not default_malloc and keep_freed_memory():
+        return "glibc malloc told to keep freed memory (M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB)"
+    return "glibc malloc, defaults"
+
+
+def write_report(text: str, out: Optional[str]) -> None:
+    """Prints a report, and writes it to `out` too where one is given."""
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+
+
 def copy_rate(device: torch.device, nbytes: int = 1 << 28, repeats: int = 5) -> float:
     """Bytes per second that a plain tensor copy moves (read + write)."""
     src = torch.ones(nbytes // 4, device=device)
@@ -262,15 +278,10 @@ def main(argv=None) -> None:
                         help="leave glibc's malloc as it is; by default it is told to keep freed memory "
                              "(as a caching allocator does), so that no contender pays fresh page faults")
     args = parser.parse_args(argv)
-    allocator = "glibc malloc, defaults"
-    if not args.default_malloc and keep_freed_memory():
-        allocator = "glibc malloc told to keep freed memory (M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB)"
+    allocator = choose_allocator(args.default_malloc)
     text = report(FULL_SHAPES if args.full else QUICK_SHAPES, torch.device(args.device), args.repeats,
                   args.reference_max_T, allocator=allocator)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    write_report(text, args.out)
 
 
 if __name__ == "__main__":

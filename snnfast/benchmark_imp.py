@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import torch
 
 from . import ops
-from .benchmark import interleaved_times, keep_freed_memory, machine
+from .benchmark import choose_allocator, interleaved_times, machine, write_report
 
 T_GRID = (2, 4, 8, 16, 32)
 N_GRID = (2**8, 2**12, 2**16, 2**20)
@@ -242,15 +242,11 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    allocator = "glibc malloc, defaults"
-    if not args.default_malloc and keep_freed_memory():
-        allocator = "glibc malloc told to keep freed memory (M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB)"
+    allocator = choose_allocator(args.default_malloc)
     T_grid, N_grid = (QUICK_T_GRID, QUICK_N_GRID) if args.quick else (T_GRID, N_GRID)
     rows, lines, text = report(T_grid, N_grid, device, rounds, allocator)
-    print(text)
+    write_report(text, args.out)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
         with open(args.out.rsplit(".", 1)[0] + ".json", "w") as f:
             json.dump({"rows": [asdict(r) for r in rows], "overheads": lines}, f, indent=1)
     if args.plot:
