@@ -49,8 +49,9 @@ pip_install loguru
 # The event-based datasets read their files through tonic (see the file for why --no-deps).
 pip_install --no-deps -r requirements-data.txt
 # The papers' studies (snnfast study losses / dalif-ablation --quick) train on scikit-learn's
-# bundled digits; --no-deps keeps its optional stack out (scipy and numpy are there already).
-pip_install --no-deps scikit-learn==1.9.1 joblib==1.6.0 threadpoolctl==3.8.0 narwhals==2.28.0
+# bundled digits. With its own requirements (joblib, and joblib's cloudpickle, threadpoolctl,
+# narwhals): none of them depends on torch.
+pip_install scikit-learn==1.9.1
 if [[ "$TEST" == 1 ]]; then
   pip_install pytest
 fi
