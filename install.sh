@@ -33,8 +33,9 @@ elif [[ -n "${TORCH_INDEX_URL:-}" ]]; then
   echo "install.sh: installing torch==2.13.0 from $TORCH_INDEX_URL"
   pip_install torch==2.13.0 --index-url "$TORCH_INDEX_URL"
 else
-  echo "install.sh: installing torch==2.13.0 from pip's index (the CUDA build on Linux; --cpu-torch for the CPU one)"
+  echo "install.sh: installing torch==2.13.0 from pip's index (from PyPI on Linux: the CUDA build; --cpu-torch for the CPU one)"
   pip_install torch==2.13.0
+  echo "install.sh: installed torch $("$PYTHON" -c "import torch; print(torch.__version__)")"
 fi
 # Build and runtime needs that do not depend on torch.
 pip_install "setuptools>=64" wheel ninja numpy tqdm matplotlib packaging
