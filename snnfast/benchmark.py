@@ -41,17 +41,9 @@ def _sync(device: torch.device) -> None:
 
 
 def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
-    """The best wall time of fn() over `repeats` runs, in seconds: the least disturbed by
-    whatever else the machine does, for every contender alike."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+    """The best wall time of fn() over `repeats` runs after `warmup` untimed ones, in seconds:
+    the least disturbed by whatever else the machine does, for every contender alike."""
+    (times,) = interleaved_times([fn], device, repeats, warmup=warmup, min_sample_s=0.0)
     return min(times)
 
 
