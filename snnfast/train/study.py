@@ -246,6 +246,10 @@ PAPER_STUDIES = {
     "imp-patterns": "snnfast.train.study_imp",
     "losses": "snnfast.train.study_losses",
     "dalif-ablation": "snnfast.train.study_dalif",
+    # The functional-roles paper's analyses on event data (Sections 4.2.3-4.3).
+    "landscape": "snnfast.train.study_landscape",
+    "features": "snnfast.train.study_features",
+    "robustness": "snnfast.train.study_robustness",
 }
 
 
