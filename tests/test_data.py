@@ -434,3 +434,139 @@ def test_xor_epochs_are_seeded_and_sharded():
     whole = torch.stack([shards[0][0][0], shards[1][0][0]], dim=2).reshape(200, 8, 20)
     assert shards[0][0][0].shape == (200, 4, 20) and torch.equal(whole, a[0][0])
     assert xor.READOUT_STEPS == slice(191, 200)
+
+
+# ---------------------------------------------------------------- N-Digits (simulated camera)
+
+from snnfast.data import ndigits  # noqa: E402
+
+
+def test_ndigits_saccades_trace_the_triangle_in_100ms_legs():
+    path = ndigits.saccade_path()
+    assert path.shape == (301, 2)  # 1 ms steps over 3 x 100 ms
+    for leg, corner in enumerate(ndigits.SACCADE_CORNERS):
+        np.testing.assert_allclose(path[100 * leg], corner)
+    assert path.min() >= 0 and path.max() <= 34 - 28  # the 6 pixels of travel
+    speed = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    assert speed[50] > 10 * speed[0]  # raised cosine: slow at the corners, fast mid-leg
+
+
+def test_ndigits_events_follow_the_dvs_rule_pixel_by_pixel(monkeypatch):
+    """A plain loop over one pixel's log intensity (the same reference start, no noise, no
+    jitter) gives the same events, times and polarities as the vectorised simulation."""
+    monkeypatch.setattr(ndigits, "NOISE_HZ", 0.0)
+    monkeypatch.setattr(ndigits, "JITTER_US", 0.0)
+    images8 = ndigits._load_digits().images[:2]
+    images = ndigits.digit_images(images8)
+    thresholds = ndigits.sensor_thresholds(0)
+    events = ndigits.simulate(images, np.random.default_rng(7), thresholds)
+    # What simulate sees: each step's image, and the reference drawn first from the generator.
+    path = ndigits.saccade_path()
+    frames = np.zeros((len(path), 2, 34, 34))
+    for s, (ox, oy) in enumerate(path):
+        for b in range(2):
+            frames[s, b] = ndimage_shift(images[b], ox, oy)
+    logs = np.log(ndigits.BLACK_LEVEL + (1 - ndigits.BLACK_LEVEL) * frames)
+    reference0 = logs[0] + np.random.default_rng(7).uniform(-0.5, 0.5, (2, 34, 34)) * thresholds
+    checked = 0
+    for b, y, x in ((0, 10, 12), (0, 17, 17), (1, 9, 20), (1, 25, 14), (0, 3, 30)):
+        c, ref, want = thresholds[y, x], reference0[b, y, x], []
+        for s in range(1, len(path)):
+            start, end = logs[s - 1, b, y, x], logs[s, b, y, x]
+            while abs(end - ref) >= c:
+                up = end > ref
+                ref += c if up else -c
+                want.append((int(np.rint((s - 1 + (ref - start) / (end - start)) * 1000)), int(up)))
+        e = events[b][(events[b]["x"] == x) & (events[b]["y"] == y)]
+        assert list(zip(e["t"].tolist(), e["p"].tolist())) == want
+        checked += len(want)
+    assert checked > 20  # the pixels chosen sit on strokes
+
+
+def ndimage_shift(image28, ox, oy):
+    """The 28 x 28 image at sub-pixel offset (ox, oy) on the 34 x 34 sensor, bilinearly."""
+    out = np.zeros((34, 34))
+    for y in range(34):
+        for x in range(34):
+            sy, sx = y - oy, x - ox  # source coordinates
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            for yy, wy in ((y0, 1 - (sy - y0)), (y0 + 1, sy - y0)):
+                for xx, wx in ((x0, 1 - (sx - x0)), (x0 + 1, sx - x0)):
+                    if 0 <= yy < 28 and 0 <= xx < 28:
+                        out[y, x] += wy * wx * image28[yy, xx]
+    return out
+
+
+def test_ndigits_events_are_tonic_nmnist_like_and_seeded():
+    needs("tonic")
+    import tonic
+
+    first = ndigits.generate_chunk(0, 0)
+    again = ndigits.generate_chunk(0, 0)
+    other = ndigits.generate_chunk(1, 0)
+    assert len(first) == ndigits.CHUNK
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+    counts = np.array([len(e) for e in first])
+    assert 2000 < counts.mean() < 8000  # N-MNIST: ~4,000 events a sample
+    for events in first:
+        assert events.dtype == np.dtype(tonic.datasets.NMNIST.dtype)
+        assert events["x"].min() >= 0 and events["x"].max() < 34
+        assert events["y"].min() >= 0 and events["y"].max() < 34
+        assert np.all(np.diff(events["t"]) >= 0) and 0 <= events["t"][0] and events["t"][-1] < 300_000
+        assert set(np.unique(events["p"])) == {0, 1}
+        per_saccade = np.bincount(events["t"] // 100_000, minlength=3)
+        assert per_saccade.min() > 0.2 * per_saccade.sum()  # all three saccades show the digit
+        corners = np.sum((events["t"] % 100_000 < 5000) | (events["t"] % 100_000 >= 95_000))
+        middles = np.sum(np.abs(events["t"] % 100_000 - 50_000) < 5000)
+        assert middles > 3 * corners  # fastest motion, most events
+    store = ndigits.EventStore(0)
+    events, label = store[70]  # chunk 1, simulated on demand
+    assert np.array_equal(events, ndigits.generate_chunk(0, 64)[6]) and label == store.targets[70]
+
+
+def test_ndigits_split_labels_and_frames_at_every_window():
+    train, test = data.NDigits(None, "train"), data.NDigits(None, "test", time_window_ms=1)
+    digits = ndigits._load_digits()
+    assert len(train) == 1347 and len(test) == 450
+    assert not set(train.indices) & set(test.indices)
+    assert sorted(train.indices + test.indices) == list(range(1797))
+    assert train.targets + test.targets == digits.target.tolist()
+    events, label = train.events[5]
+    for window in (1, 2, 3, 5, 10):
+        frames, target = data.NDigits(None, "train", time_window_ms=window)[5]
+        frame = events["t"] // (window * 1000)
+        want = expected_frames(frame, (frame.max() + 1, 2, 34, 34), events["x"], events["y"], events["p"])
+        assert target == label == digits.target[5] and frames.shape == want.shape
+        assert 290 <= frames.shape[0] * window <= 300  # the saccades fill ~300 ms
+        np.testing.assert_array_equal(frames.numpy(), want)
+    x, y = next(iter(data.make_loader(data.NDigits(None, "test", T=50), 4, train=False)))
+    assert x.shape == (50, 4, 2, 34, 34) and y.tolist() == digits.target[1347:1351].tolist()
+    assert data.DATASETS["ndigits"] is data.NDigits
+    with pytest.raises(ValueError, match="split"):
+        data.NDigits(None, "valid")
+    with pytest.raises(ValueError, match="time_window_ms"):
+        data.NDigits(None, "train", time_window_ms=0)
+
+
+def test_ndigits_cache_in_data_dir_is_written_once_and_read_back(tmp_path, monkeypatch):
+    few = ndigits._load_digits()
+    few.images, few.target = few.images[:70], few.target[:70]  # two chunks keep this fast
+    monkeypatch.setattr(ndigits, "_load_digits", lambda: few)
+    monkeypatch.setattr(ndigits, "DIGITS_TRAIN", 50)
+    cached = data.NDigits(tmp_path, "test", time_window_ms=2)
+    assert ndigits.cache_path(tmp_path, 0).is_file() and len(cached) == 20
+    lazy = data.NDigits(None, "test", time_window_ms=2)
+    simulated = [lazy.events[lazy.indices[i]][0] for i in (0, 19)]
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(ndigits, "generate", no_simulation)
+    monkeypatch.setattr(ndigits, "generate_chunk", no_simulation)
+    again = data.NDigits(tmp_path, "test", time_window_ms=2)
+    for i, events in zip((0, 19), simulated):
+        assert np.array_equal(again.events[again.indices[i]][0], events)
+        assert torch.equal(again[i][0], cached[i][0])
+    copy = pickle.loads(pickle.dumps(again))  # what a spawned worker process gets
+    assert torch.equal(copy[3][0], again[3][0])

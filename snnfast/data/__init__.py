@@ -9,7 +9,8 @@ which files go where.
 - static, from the original files: ``MNIST`` (idx), ``CIFAR10`` and ``CIFAR100`` (python
   pickles), ``ImageNet`` (class folders of JPEGs, through Pillow); ``Digits`` (the 8 x 8
   digits bundled with scikit-learn);
-- generated: ``DelayedXOR`` (the delayed spiking XOR task).
+- generated: ``DelayedXOR`` (the delayed spiking XOR task), ``NDigits`` (N-MNIST-like events
+  made from scikit-learn's digits by a simulated camera; N-MNIST's frames).
 
 ``make_loader(dataset, batch_size, train=...)`` batches a dataset with ``time_major_collate``
 (or ``StaticCollate(T)`` for images).
@@ -24,6 +25,7 @@ from .neuromorphic import (
     NCaltech101,
     NMNIST,
 )
+from .ndigits import NDigits
 from .static import CIFAR10, CIFAR100, MNIST, Digits, ImageNet
 from .xor import DelayedXOR
 
@@ -32,6 +34,7 @@ DATASETS = {
     "shd": SHD,
     "ssc": SSC,
     "nmnist": NMNIST,
+    "ndigits": NDigits,
     "dvs_gesture": DVSGesture,
     "cifar10dvs": CIFAR10DVS,
     "ncaltech101": NCaltech101,
@@ -55,6 +58,7 @@ __all__ = [
     "Loader",
     "MNIST",
     "NCaltech101",
+    "NDigits",
     "NMNIST",
     "SHD",
     "SSC",

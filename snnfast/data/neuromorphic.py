@@ -200,7 +200,30 @@ class SSC(SHD):
         return self._open_hsd(data_dir, download, split=split)
 
 
-class NMNIST(_EventFrames):
+class _WindowFrames(_EventFrames):
+    """34 x 34 camera recordings as frames of a fixed time window: ``[T, 2, 34, 34]`` event
+    counts (N-MNIST's pipeline; N-Digits shares it). Frames start at t = 0; ``T=None`` keeps
+    every window up to the last event, an int crops or pads to T."""
+
+    sensor_size = (34, 34, 2)
+    n_classes = 10
+
+    def __init__(self, events, indices=None, *, time_window_ms, T):
+        if not time_window_ms > 0:
+            raise ValueError(f"time_window_ms must be positive, got {time_window_ms}")
+        if T is not None and int(T) < 1:
+            raise ValueError(f"T must be a positive number of frames or None, got {T}")
+        self.time_window_ms, self.T = time_window_ms, T
+        super().__init__(events, indices)
+
+    def to_frames(self, events) -> torch.Tensor:
+        frame = fr.frame_index_by_window(events["t"], self.time_window_ms * 1000.0)
+        frames = fr.accumulate(frame, (2, 34, 34), x=events["x"], y=events["y"], p=events["p"],
+                               n_frames=self.T)
+        return torch.from_numpy(frames)
+
+
+class NMNIST(_WindowFrames):
     """N-MNIST as frames of a fixed time window: ``[T, 2, 34, 34]`` event counts.
 
     Files: ``<data_dir>/NMNIST/Train/<digit>/*.bin`` and ``Test/<digit>/*.bin`` (train.zip and
@@ -209,15 +232,9 @@ class NMNIST(_EventFrames):
     event (about 300 ms, so ~100 frames at 3 ms), an int crops or pads to T.
     """
 
-    sensor_size = (34, 34, 2)
-    n_classes = 10
-
     def __init__(self, data_dir, split="train", *, time_window_ms=3.0, T=None, download=False):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test' for N-MNIST, got {split!r}")
-        if not time_window_ms > 0:
-            raise ValueError(f"time_window_ms must be positive, got {time_window_ms}")
-        self.time_window_ms, self.T = time_window_ms, T
 
         def present(ds):
             return _has_file(os.path.join(ds.location_on_system, ds.folder_name), "*/*.bin")
@@ -229,13 +246,7 @@ class NMNIST(_EventFrames):
         events = _open_tonic("NMNIST", data_dir, download, present, describe,
                              train=split == "train")
         _sort_samples(events)
-        super().__init__(events)
-
-    def to_frames(self, events) -> torch.Tensor:
-        frame = fr.frame_index_by_window(events["t"], self.time_window_ms * 1000.0)
-        frames = fr.accumulate(frame, (2, 34, 34), x=events["x"], y=events["y"], p=events["p"],
-                               n_frames=self.T)
-        return torch.from_numpy(frames)
+        super().__init__(events, time_window_ms=time_window_ms, T=T)
 
 
 class _FixedFrames(_EventFrames):
