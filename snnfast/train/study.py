@@ -241,11 +241,15 @@ def run(variants=VARIANTS, *, epochs: int, lr_step: int, out: Path, seed: int = 
     return rows
 
 
-# The IMP and DA-LIF papers' studies, each in its own module with its own flags.
+# The other studies (the IMP and DA-LIF papers', the functional-roles paper's beyond
+# Table 6), each in its own module with its own flags.
 PAPER_STUDIES = {
     "imp-patterns": "snnfast.train.study_imp",
     "losses": "snnfast.train.study_losses",
     "dalif-ablation": "snnfast.train.study_dalif",
+    "leakage": "snnfast.train.study_leakage",
+    "firing": "snnfast.train.study_firing",
+    "generalization": "snnfast.train.study_generalization",
 }
 
 
