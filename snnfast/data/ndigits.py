@@ -30,6 +30,7 @@ Generating all 1,797 samples takes a few seconds (vectorised over samples); with
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -244,6 +245,13 @@ class EventStore:
         return _unpack(self._chunks[start], index - start), int(self.labels[index])
 
 
+@functools.lru_cache(maxsize=4)
+def _shared_store(seed: int, data_dir: str | None, progress: bool) -> EventStore:
+    """One store per (seed, data_dir) in a process: the train and test splits and every time
+    window read the same events, simulated once."""
+    return EventStore(seed, data_dir, progress)
+
+
 def split_indices(split: str, n: int) -> range:
     """The fixed split: the first DIGITS_TRAIN digits train, the rest test."""
     if split not in ("train", "test"):
@@ -265,7 +273,7 @@ class NDigits(_WindowFrames):
         # download is accepted as every loader accepts it: nothing is downloaded.
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test' for N-Digits, got {split!r}")
-        store = EventStore(seed, data_dir, progress)
+        store = _shared_store(int(seed), None if data_dir is None else os.path.abspath(data_dir), progress)
         super().__init__(store, split_indices(split, len(store)), time_window_ms=time_window_ms, T=T)
 
 

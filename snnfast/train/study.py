@@ -241,12 +241,15 @@ def run(variants=VARIANTS, *, epochs: int, lr_step: int, out: Path, seed: int = 
     return rows
 
 
-# The IMP and DA-LIF papers' studies, each in its own module with its own flags.
+# The other studies (the IMP and DA-LIF papers', the functional-roles paper's beyond
+# Table 6), each in its own module with its own flags.
 PAPER_STUDIES = {
     "imp-patterns": "snnfast.train.study_imp",
     "losses": "snnfast.train.study_losses",
     "dalif-ablation": "snnfast.train.study_dalif",
-    # The functional-roles paper's analyses on event data (Sections 4.2.3-4.3).
+    "leakage": "snnfast.train.study_leakage",
+    "firing": "snnfast.train.study_firing",
+    "generalization": "snnfast.train.study_generalization",
     "landscape": "snnfast.train.study_landscape",
     "features": "snnfast.train.study_features",
     "robustness": "snnfast.train.study_robustness",

@@ -84,22 +84,24 @@ class Run:
     model: nn.Module
 
 
-def train_run(make_model: Callable[[], nn.Module], loss: nn.Module, train_set, test_set, *, T: int,
+def train_run(make_model: Callable[[], nn.Module], loss: nn.Module, train_set, test_set, *, T: int | None,
               epochs: int, lr: float, batch_size: int, out_dir: Path, seed: int, last_step: bool = False,
-              progress: bool = True) -> Run:
+              progress: bool = True, collate=None, lr_step: int | None = None, meta: dict | None = None) -> Run:
     """Trains one network with Adam and one tenfold decay after two thirds of the epochs
-    (the Trainer's StepLR), resuming from ``out_dir`` when it holds a checkpoint; the epoch
-    accuracy is of the time-averaged output, or of the last step when ``last_step`` (LTS)."""
+    (the Trainer's StepLR; ``lr_step`` sets another), resuming from ``out_dir`` when it holds a
+    checkpoint (``meta``: the settings a resumed run must match); the epoch accuracy is of the
+    time-averaged output, or of the last step when ``last_step`` (LTS). Images are repeated over
+    ``T`` steps; ``collate`` replaces that for data that come as sequences."""
     if len(train_set) < batch_size:
         raise ValueError(f"{len(train_set)} training samples do not fill one batch of {batch_size} "
                          "(training drops the incomplete last batch): use more samples")
-    collate = datasets.StaticCollate(T, "direct")
+    collate = collate or datasets.StaticCollate(T, "direct")
     train = datasets.make_loader(train_set, batch_size, train=True, collate_fn=collate, seed=seed)
     test = datasets.make_loader(test_set, 256, train=False, collate_fn=collate, seed=seed)
-    trainer = Trainer(make_model, train, loss, epochs=epochs, lr=lr, lr_step=max(1, (2 * epochs) // 3),
-                      lr_gamma=0.1, out_dir=out_dir, eval_data=test,
-                      accuracy_fn=LastStepAccuracy() if last_step else class_accuracy, seed=seed,
-                      resume=True, progress=progress, tensorboard=False)
+    trainer = Trainer(make_model, train, loss, epochs=epochs, lr=lr,
+                      lr_step=lr_step or max(1, (2 * epochs) // 3), lr_gamma=0.1, out_dir=out_dir,
+                      eval_data=test, accuracy_fn=LastStepAccuracy() if last_step else class_accuracy,
+                      seed=seed, resume=True, progress=progress, tensorboard=False, meta=meta)
     history = trainer.fit()
     per_step, mean_acc, last_acc = step_accuracies(trainer.module, test)
     return Run(history, per_step, mean_acc, last_acc, trainer.module)
