@@ -9,15 +9,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from snnfast import data as datasets
 from snnfast.models import SpikingMLP
-from snnfast.train import study, study_features, study_landscape, study_robustness, study_variants
+from snnfast.train import hooks, study, study_events, study_features, study_landscape, study_robustness
+from snnfast.train.config import get_setup
 
 
 class StandIn(Dataset):
     """A tiny N-MNIST-shaped event data set: [T, 2, 34, 34] event counts, class k lighting rows
     3k to 3k + 2 of polarity k % 2 at random steps, plus noise; 30 ms long."""
 
-    def __init__(self, data_dir, split, *, time_window_ms=3.0, n=24, classes=3):
+    def __init__(self, data_dir, split, *, time_window_ms=3.0, n=64, classes=3):
         generator = torch.Generator().manual_seed(0 if split == "train" else 1)
         T = max(1, int(30 // time_window_ms))
         self.samples = []
@@ -37,11 +39,14 @@ class StandIn(Dataset):
 
 @pytest.fixture
 def stand_in(monkeypatch):
-    monkeypatch.setitem(study_variants.DATA, "standin", StandIn)
+    """--data standin: the N-MNIST setup (with --quick's schedule) on StandIn."""
+    monkeypatch.setitem(study_events.DATA, "standin", ("nmnist", {"dataset": "standin", "name": "standin"}))
+    monkeypatch.setitem(datasets.DATASETS, "standin", StandIn)
     return "standin"
 
 
-TINY = dict(epochs=1, batch_size=8, lr=1e-3, lr_step=1, time_window_ms=10.0)
+def sdt():
+    return hooks.build_loss(get_setup("nmnist"))
 
 
 def tiny_snn():
@@ -66,7 +71,7 @@ def test_landscape_at_zero_displacement_is_the_trained_loss():
     torch.manual_seed(0)
     model = tiny_snn()
     x, labels = (torch.rand(5, 16, 8) < 0.5).float(), torch.arange(16) % 3
-    data, loss_fn = [(x[:, :8], labels[:8]), (x[:, 8:], labels[8:])], study_variants.build_loss()
+    data, loss_fn = [(x[:, :8], labels[:8]), (x[:, 8:], labels[8:])], sdt()
     before = [p.detach().clone() for p in model.parameters()]
     generator = torch.Generator().manual_seed(2)
     directions = [study_landscape.random_direction(model, generator) for _ in range(2)]
@@ -118,10 +123,10 @@ def test_hidden_rates_are_the_last_hidden_layers_mean_output():
     x = (torch.rand(6, 4, 8) < 0.5).float()
     feed_forward, recurrent = tiny_snn(), SpikingMLP([8, 6, 3], beta=0.3, threshold=0.3, recurrent=True)
     with torch.no_grad():
-        assert torch.equal(study_variants.hidden_rates(feed_forward, x), feed_forward.layers[1](feed_forward.layers[0](x)).mean(0))
-        assert torch.equal(study_variants.hidden_rates(recurrent, x), recurrent.layers[0](x).mean(0))
-        lstm = study_variants.RNNClassifier(8, 5, 3)
-        assert torch.equal(study_variants.hidden_rates(lstm, x), lstm.rnn(x)[0].mean(0))
+        assert torch.equal(study_features.hidden_rates(feed_forward, x), feed_forward.layers[1](feed_forward.layers[0](x)).mean(0))
+        assert torch.equal(study_features.hidden_rates(recurrent, x), recurrent.layers[0](x).mean(0))
+        lstm = study_events.RNNClassifier("lstm", 8, 5, 3)
+        assert torch.equal(study_features.hidden_rates(lstm, x), lstm.rnn(x)[0].mean(0))
 
 
 # ---------------------------------------------------------------- robustness
@@ -146,7 +151,7 @@ def test_one_iteration_of_the_attack_by_hand():
     # features 0, 1 (removing their events helps) and positive on 2, 3, with equal magnitudes, so
     # G2S picks every allowed element: 0 and 1 lose their events, 2 gains one (3 has one already).
     x, labels = torch.tensor([1.0, 1.0, 0.0, 1.0]).view(1, 1, 4), torch.tensor([0])
-    result = study_robustness.attack(Counter(), study_variants.build_loss(), x, labels, iterations=5)
+    result = study_robustness.attack(Counter(), sdt(), x, labels, iterations=5)
     assert result["x_adv"].view(-1).tolist() == [0.0, 0.0, 1.0, 1.0]
     assert result["perturbation"].tolist() == [3.0] and result["iterations"].tolist() == [1]
     assert result["wrong_after"].tolist() == [True] and result["wrong_before"].tolist() == [False]
@@ -156,7 +161,7 @@ def test_zero_budget_attack_changes_nothing():
     torch.manual_seed(0)
     model, x, labels = tiny_snn(), (torch.rand(5, 6, 8) < 0.5).float(), torch.arange(6) % 3
     for budget in (dict(iterations=0), dict(iterations=4, step=0.0, turnover=0.0)):
-        result = study_robustness.attack(model, study_variants.build_loss(), x, labels, **budget)
+        result = study_robustness.attack(model, sdt(), x, labels, **budget)
         assert torch.equal(result["x_adv"], x)
         assert (result["perturbation"] == 0).all()
         assert torch.equal(result["wrong_after"], result["wrong_before"])
@@ -174,30 +179,33 @@ def test_eventdrop_p0_is_the_identity_and_p1_drops_everything():
 
 # ---------------------------------------------------------------- end to end
 
-@pytest.mark.parametrize("name, module, extra, options", [
-    ("landscape", study_landscape, dict(points=3, span=1.0, surface_samples=8), dict(radius=1.0)),
-    ("features", study_features, dict(tsne_samples=12), {}),
-    ("robustness", study_robustness, dict(attack_samples=4, iterations=2), dict(drop_curve=(0.5,))),
+@pytest.mark.parametrize("name, module, options", [
+    ("landscape", study_landscape, dict(points=3, span=1.0, surface_samples=8, radius=1.0)),
+    ("features", study_features, dict(tsne_samples=12)),
+    ("robustness", study_robustness, dict(attack_samples=4, iterations=2, drop_curve=(0.5,))),
 ])
-def test_study_runs_end_to_end_and_resumes(tmp_path, stand_in, name, module, extra, options):
+def test_study_runs_end_to_end_and_resumes(tmp_path, stand_in, name, module, options):
     names = ("baseline", "recurrence", "lstm") if name == "landscape" else ("baseline", "recurrence")
-    schedule = dict(TINY, **extra)
-    kwargs = dict(data=stand_in, data_dir=tmp_path, schedule=schedule, out=tmp_path / "out",
+    kwargs = dict(data=stand_in, data_dir=tmp_path, quick=True, epochs=1, out=tmp_path / "out",
                   models=tmp_path / "models", progress=False, **options)
     rows = module.run(names, **kwargs)
-    assert [r.get("model", r.get("variant")) for r in rows] == list(names)
+    assert [r["network"] for r in rows] == list(names)
     for file in ("results.md", "results.csv"):
         assert (tmp_path / "out" / file).is_file()
     assert list((tmp_path / "out").glob("*.png"))
     for n in names:
         assert (tmp_path / "models" / n / "checkpoint.pt").is_file()
-    again = module.run(names, **kwargs)  # from the kept models and analyses
+    again = module.run(names, **kwargs)  # from the kept networks and analyses
     assert [{k: str(v) for k, v in r.items()} for r in again] == [{k: str(v) for k, v in r.items()} for r in rows]
     assert name in study.PAPER_STUDIES
 
 
 def test_cli_flags_are_checked():
-    with pytest.raises(SystemExit):
-        study_landscape.main(["--points", "4", "--data", "nmnist", "--data-dir", "/nonexistent"])
-    with pytest.raises(SystemExit):
-        study_robustness.main(["--drop-p", "2", "--data-dir", "/nonexistent"])
+    with pytest.raises(SystemExit, match="odd"):
+        study_landscape.main(["--points", "4"])
+    with pytest.raises(SystemExit, match="radius"):
+        study_landscape.main(["--points", "5", "--radius", "0.2"])
+    with pytest.raises(SystemExit, match="drop-p"):
+        study_robustness.main(["--drop-p", "2"])
+    with pytest.raises(SystemExit, match="tsne-samples"):
+        study_features.main(["--tsne-samples", "1"])

@@ -16,17 +16,47 @@ networks.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from . import study_digits, study_variants
+from . import study_digits, study_events, study_variants
 
 NAMES = ("baseline", "no_leak", "complete_leak", "no_reset", "recurrence")
 PAPER = {"baseline": 0.271, "no_leak": 0.355, "complete_leak": 0.273, "no_reset": 0.277, "recurrence": 0.855}
-QUICK = dict(study_variants.QUICK, tsne_samples=450)
-FULL = dict(study_variants.FULL, tsne_samples=2000)
+TSNE_SAMPLES = 2000  # the first N test samples go into each t-SNE (all 450 of the event digits)
+
+
+def last_hidden_layer(model: nn.Module) -> nn.Module:
+    """The module whose output is the last hidden layer: the neurons before the last Linear
+    of a SpikingMLP (a RecurrentLIF holds its own Linear), the RNN of an RNN baseline."""
+    if isinstance(model, study_events.RNNClassifier):
+        return model.rnn
+    layers = list(model.layers)
+    last_linear = max(i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear))
+    if last_linear == 0:
+        raise ValueError("the network has no hidden layer before its last Linear")
+    return layers[last_linear - 1]
+
+
+def hidden_rates(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The last hidden layer's output averaged over time, ``[B, hidden]``: spike rates of an
+    SNN, the mean hidden state of an RNN."""
+    captured = []
+
+    def keep(module, inputs, output):
+        captured.append(output[0] if isinstance(output, tuple) else output)
+
+    handle = last_hidden_layer(model).register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return captured[-1].mean(0)
 
 
 def silhouette(features, labels) -> float:
@@ -57,25 +87,26 @@ def test_features(model, test_set) -> tuple[torch.Tensor, torch.Tensor]:
     """The last hidden layer's rates on every test sample, and the labels."""
     features, labels = [], []
     for x, y in study_variants.batches(test_set):
-        features.append(study_variants.hidden_rates(model, x))
+        features.append(hidden_rates(model, x))
         labels.append(y)
     return torch.cat(features), torch.cat(labels)
 
 
-def run(names, *, data: str, data_dir, schedule: dict, out: Path, models: Path, seed: int = 0,
-        samples: int | None = None, progress: bool = True) -> list[dict]:
+def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epochs: int | None = None, out: Path,
+        models: Path, tsne_samples: int = TSNE_SAMPLES, seed: int = 0, samples: int | None = None,
+        progress: bool = True) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    trained, histories, _, test_set = study_variants.train_all(
-        names, data, data_dir, schedule, models, seed=seed, samples=samples, progress=progress)
-    rows, embeddings = [], {}
-    saved = {}
+    setup = study_events.setup_for(data, quick, epochs)
+    runs = study_variants.train_all(names, setup, data_dir=data_dir, models=models, seed=seed, samples=samples,
+                                    progress=progress)
+    test_set = study_events.load_split(setup, data_dir, "test", samples)
+    rows, embeddings, saved = [], {}, {}
     for name in names:
-        features, labels = test_features(trained[name], test_set)
+        features, labels = test_features(runs[name].model, test_set)
         saved[name] = {"features": features, "labels": labels}
-        keep = min(schedule["tsne_samples"], len(labels))
+        keep = min(tsne_samples, len(labels))
         embeddings[name] = (tsne(features[:keep].numpy(), seed), labels[:keep].numpy())
-        rows.append({"variant": name, "label": study_variants.VARIANTS[name].label,
-                     "test_acc": 100 * histories[name][-1]["test_acc"],
+        rows.append({"network": name, "label": study_variants.NETWORKS[name].label, "test_acc": runs[name].mean_acc,
                      "silhouette": silhouette(features.numpy(), labels.numpy()),
                      "paper": PAPER.get(name, float("nan")),
                      "silent_samples": int((features.abs().sum(1) == 0).sum()), "samples": len(labels),
@@ -98,7 +129,7 @@ def table(rows: list[dict]) -> str:
 
 def ordering_summary(rows: list[dict]) -> str:
     """Table 9's finding: the recurrent SNN separates the classes best."""
-    by = {r["variant"]: r["silhouette"] for r in rows}
+    by = {r["network"]: r["silhouette"] for r in rows}
     order = sorted(by, key=by.get, reverse=True)
     line = f"Silhouette, highest first: {' > '.join(order)}"
     if "recurrence" not in by or len(by) < 2:
@@ -111,11 +142,11 @@ def plot(embeddings: dict, rows: list[dict], path: Path) -> bool:
     plt = study_digits.matplotlib_pyplot()
     if plt is None:
         return False
-    score = {r["variant"]: r["silhouette"] for r in rows}
+    score = {r["network"]: r["silhouette"] for r in rows}
     fig, axes = plt.subplots(1, len(embeddings), figsize=(3.4 * len(embeddings), 3.5), squeeze=False)
     for ax, (name, (points, labels)) in zip(axes[0], embeddings.items()):
         scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, vmin=0, vmax=9)
-        ax.set_title(f"{study_variants.VARIANTS[name].label}\nsilhouette {score[name]:.3f}", fontsize=9)
+        ax.set_title(f"{study_variants.NETWORKS[name].label}\nsilhouette {score[name]:.3f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(scatter, ax=axes[0].tolist(), ticks=range(10), fraction=0.02, label="class")
@@ -126,17 +157,22 @@ def plot(embeddings: dict, rows: list[dict], path: Path) -> bool:
 
 
 def parser():
-    return study_variants.parser("features", __doc__, NAMES, QUICK, FULL)
+    p = study_variants.parser("features", __doc__, NAMES)
+    p.add_argument("--tsne-samples", type=int, default=TSNE_SAMPLES,
+                   help=f"test samples in each t-SNE (default {TSNE_SAMPLES}; the silhouette uses all)")
+    return p
 
 
 def main(argv=None) -> list[dict]:
     args = parser().parse_args(argv)
-    data, schedule, out, models = study_variants.resolve(args, QUICK, FULL, "features")
-    rows = run(args.variants, data=data, data_dir=args.data_dir, schedule=schedule, out=out, models=models,
-               seed=args.seed, samples=args.samples, progress=not args.no_progress)
-    print(f"\nFeature space on {data}, {schedule['epochs']} epochs: silhouette of the last hidden layer's spike "
-          "rates on the test set, cosine distance\n")
+    if args.tsne_samples < 2:
+        raise SystemExit(f"--tsne-samples must be at least 2, got {args.tsne_samples}")
+    out, models = study_variants.resolve(args, "features")
+    rows = study_events.run_from_args("features", partial(run, tsne_samples=args.tsne_samples), args.networks, args,
+                                      out, models)
+    print(f"\nFeature space on {args.data}: silhouette of the last hidden layer's spike rates on the test set, "
+          "cosine distance; ours beside Table 9's (N-MNIST)\n")
     print(table(rows))
     print("\n" + ordering_summary(rows))
-    print(f"\nResults in {out}/ (results.md, results.csv, tsne.png, features.pt); models in {models}/")
+    print(f"\nResults in {out}/ (results.md, results.csv, tsne.png, features.pt); networks in {models}/")
     return rows

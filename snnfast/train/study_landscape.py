@@ -24,20 +24,24 @@ without evaluating again.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import study_digits, study_variants
+from . import hooks, study_digits, study_events, study_variants
 
 NAMES = ("baseline", "no_leak", "recurrence", "no_leak_recurrence", "lstm")
 # The paper's reading of Figure 5 (vanilla SNN, SNN without leakage and with recurrence,
 # LSTM): flattest first. It gives no number.
 PAPER_ORDER = ("baseline", "no_leak_recurrence", "lstm")
-QUICK = dict(study_variants.QUICK, points=9, span=1.0, surface_samples=128)
-FULL = dict(study_variants.FULL, points=25, span=1.0, surface_samples=1024)
+# The grid (points per axis over [-span, span]^2, Li et al.'s span) and the training samples
+# the loss is measured on. --quick: 49 points on 64 samples, as the LSTM's forward pass is ten
+# times the SNNs' here.
+QUICK = dict(points=7, span=1.0, surface_samples=64)
+FULL = dict(points=25, span=1.0, surface_samples=1024)
 
 
 def random_direction(model: nn.Module, generator: torch.Generator) -> list[torch.Tensor]:
@@ -119,34 +123,37 @@ def flatness(loss: torch.Tensor, error: torch.Tensor, coords: list[float], radiu
     }
 
 
-def run(names, *, data: str, data_dir, schedule: dict, out: Path, models: Path, radius: float = 0.5, seed: int = 0,
+def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epochs: int | None = None, out: Path,
+        models: Path, points: int, span: float = 1.0, surface_samples: int, radius: float = 0.5, seed: int = 0,
         samples: int | None = None, progress: bool = True) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    trained, histories, train_set, _ = study_variants.train_all(
-        names, data, data_dir, schedule, models, seed=seed, samples=samples, progress=progress)
-    coords = grid_coords(schedule["points"], schedule["span"])
-    subset = torch.utils.data.Subset(train_set, range(min(schedule["surface_samples"], len(train_set))))
-    batches = list(study_variants.batches(subset))
-    loss_fn = study_variants.build_loss()
+    setup = study_events.setup_for(data, quick, epochs)
+    runs = study_variants.train_all(names, setup, data_dir=data_dir, models=models, seed=seed, samples=samples,
+                                    progress=progress)
+    coords = grid_coords(points, span)
+    train_set = study_events.load_split(setup, data_dir, "train", samples)
+    subset = torch.utils.data.Subset(train_set, range(min(surface_samples, len(train_set))))
+    batches = list(study_variants.batches(subset, 64))
+    loss_fn = hooks.build_loss(setup)
     rows, surfaces = [], {}
     for name in names:
         path = out / f"surface_{name}.pt"
-        settings = {"coords": coords, "samples": len(subset), "seed": seed, "epochs": len(histories[name])}
+        settings = {"coords": coords, "samples": len(subset), "seed": seed, "epochs": len(runs[name].history)}
         saved = torch.load(path, weights_only=True) if path.is_file() else None
         if saved is not None and saved["settings"] == settings:
             loss, error = saved["loss"], saved["error"]
         else:
             if progress:
-                print(f"surface of {study_variants.VARIANTS[name].label}: {len(coords)} x {len(coords)} points on "
+                print(f"surface of {study_variants.NETWORKS[name].label}: {points} x {points} points on "
                       f"{len(subset)} training samples", flush=True)
-            generator = torch.Generator().manual_seed(seed)  # the same draws for every model
-            directions = [random_direction(trained[name], generator) for _ in range(2)]
-            loss, error = surface(trained[name], loss_fn, batches, directions, coords, progress)
+            generator = torch.Generator().manual_seed(seed)
+            model = runs[name].model
+            directions = [random_direction(model, generator) for _ in range(2)]
+            loss, error = surface(model, loss_fn, batches, directions, coords, progress)
             torch.save({"settings": settings, "loss": loss, "error": error}, path)
         surfaces[name] = (loss, error)
-        row = {"model": name, "label": study_variants.VARIANTS[name].label,
-               "test_acc": 100 * histories[name][-1]["test_acc"], **flatness(loss, error, coords, radius)}
-        rows.append(row)
+        rows.append({"network": name, "label": study_variants.NETWORKS[name].label, "test_acc": runs[name].mean_acc,
+                     **flatness(loss, error, coords, radius)})
     study_digits.write_csv(rows, out / "results.csv")
     (out / "results.md").write_text(table(rows, radius) + "\n\n" + ordering_summary(rows) + "\n")
     plot(surfaces, coords, out)
@@ -154,20 +161,20 @@ def run(names, *, data: str, data_dir, schedule: dict, out: Path, models: Path, 
 
 
 def table(rows: list[dict], radius: float) -> str:
-    lines = [f"| model | test acc. | training loss at theta | mean loss rise, r <= {radius} | "
+    lines = [f"| network | test acc. | training loss at theta | mean loss rise, r <= {radius} | "
              f"sharpness (box {radius}) | mean error rise (points), r <= {radius} | paper (Figure 5) |",
              "|---|---:|---:|---:|---:|---:|---|"]
     paper = {"baseline": "flattest", "no_leak_recurrence": "second", "lstm": "steepest"}
     for r in rows:
         lines.append(f"| {r['label']} | {r['test_acc']:.1f} % | {r['loss_0']:.3f} | {r['rise_r']:.3f} | "
-                     f"{r['sharpness']:.1f} | {r['error_rise_r']:.1f} | {paper.get(r['model'], 'not shown')} |")
+                     f"{r['sharpness']:.1f} | {r['error_rise_r']:.1f} | {paper.get(r['network'], 'not shown')} |")
     return "\n".join(lines)
 
 
 def ordering_summary(rows: list[dict]) -> str:
     """Whether Figure 5's ordering (vanilla SNN flattest, then the SNN without leakage and with
     recurrence, LSTM steepest) holds by each flatness number."""
-    by = {r["model"]: r for r in rows}
+    by = {r["network"]: r for r in rows}
     if not all(name in by for name in PAPER_ORDER):
         return "Figure 5's ordering: not checked (needs " + ", ".join(n for n in PAPER_ORDER if n not in by) + ")"
     lines = []
@@ -191,7 +198,7 @@ def plot(surfaces: dict, coords: list[float], out: Path) -> bool:
         contours = ax.contour(coords, coords, loss, levels=12, cmap="viridis")
         ax.clabel(contours, fontsize=6, fmt="%.2f")
         ax.plot([0], [0], "r+")
-        ax.set_title(study_variants.VARIANTS[name].label, fontsize=9)
+        ax.set_title(study_variants.NETWORKS[name].label, fontsize=9)
         ax.set_xlabel("a (direction 1)")
     axes[0][0].set_ylabel("b (direction 2)")
     fig.suptitle("Training loss around the trained weights, filter-normalised directions (Figure 5)")
@@ -204,7 +211,7 @@ def plot(surfaces: dict, coords: list[float], out: Path) -> bool:
     for name in names:
         loss = surfaces[name][0]
         ax.plot(coords, (loss[centre] - loss[centre, centre]).numpy(), marker="o", ms=3,
-                label=study_variants.VARIANTS[name].label)
+                label=study_variants.NETWORKS[name].label)
     ax.set_xlabel("a (direction 1, b = 0)")
     ax.set_ylabel("loss - loss at the trained weights")
     ax.legend(fontsize=8)
@@ -216,10 +223,10 @@ def plot(surfaces: dict, coords: list[float], out: Path) -> bool:
 
 
 def parser():
-    p = study_variants.parser("landscape", __doc__, NAMES, QUICK, FULL)
+    p = study_variants.parser("landscape", __doc__, NAMES)
     p.add_argument("--points", type=int, default=None,
                    help=f"grid points per axis, odd (default {QUICK['points']} with --quick, {FULL['points']})")
-    p.add_argument("--span", type=float, default=None, help="the grid covers [-span, span]^2 (default 1, as Li et al.)")
+    p.add_argument("--span", type=float, default=1.0, help="the grid covers [-span, span]^2 (default 1, as Li et al.)")
     p.add_argument("--radius", type=float, default=0.5, help="radius r of the flatness numbers (default 0.5)")
     p.add_argument("--surface-samples", type=int, default=None,
                    help=f"training samples the loss is measured on (default {QUICK['surface_samples']} with "
@@ -229,24 +236,26 @@ def parser():
 
 def main(argv=None) -> list[dict]:
     args = parser().parse_args(argv)
-    data, schedule, out, models = study_variants.resolve(args, QUICK, FULL, "landscape")
-    for key in ("points", "span", "surface_samples"):
+    grid = dict(QUICK if args.quick else FULL, span=args.span)
+    for key in ("points", "surface_samples"):
         if getattr(args, key) is not None:
-            schedule[key] = getattr(args, key)
-    # --points and --radius checked before any training.
-    try:
-        spacing = 2 * schedule["span"] / (len(grid_coords(schedule["points"], schedule["span"])) - 1)
+            grid[key] = getattr(args, key)
+    try:  # the grid and the radius are checked before any training
+        spacing = 2 * grid["span"] / (len(grid_coords(grid["points"], grid["span"])) - 1)
     except ValueError as error:
         raise SystemExit(f"--points: {error}") from None
     if not 0 < spacing <= args.radius:
         raise SystemExit(f"--radius {args.radius} holds no grid point besides the centre (spacing {spacing:g}): "
                          "use a larger --radius or more --points")
-    rows = run(args.variants, data=data, data_dir=args.data_dir, schedule=schedule, out=out, models=models,
-               radius=args.radius, seed=args.seed, samples=args.samples, progress=not args.no_progress)
-    print(f"\nLoss landscapes on {data}, {schedule['epochs']} epochs; {schedule['points']} x {schedule['points']} "
-          f"points in [-{schedule['span']}, {schedule['span']}]^2, loss on {schedule['surface_samples']} training "
+    if grid["surface_samples"] < 1:
+        raise SystemExit(f"--surface-samples must be positive, got {grid['surface_samples']}")
+    out, models = study_variants.resolve(args, "landscape")
+    rows = study_events.run_from_args("landscape", partial(run, radius=args.radius, **grid), args.networks, args,
+                                      out, models)
+    print(f"\nLoss landscapes on {args.data}: {grid['points']} x {grid['points']} points in [-{grid['span']:g}, "
+          f"{grid['span']:g}]^2 along two filter-normalised directions, training loss on {grid['surface_samples']} "
           "samples; smaller numbers: flatter\n")
     print(table(rows, args.radius))
     print("\n" + ordering_summary(rows))
-    print(f"\nResults in {out}/ (results.md, results.csv, landscape.png, slices.png); models in {models}/")
+    print(f"\nResults in {out}/ (results.md, results.csv, landscape.png, slices.png); networks in {models}/")
     return rows

@@ -29,19 +29,22 @@ variant, so the tables redo without attacking again.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import study_digits, study_variants
+from . import hooks, study_digits, study_events, study_variants
+from .metrics import class_accuracy
 
 NAMES = ("baseline", "no_leak", "complete_leak", "no_reset", "recurrence")
 PAPER_EVENTDROP = {"baseline": 85.67, "no_leak": 77.51, "complete_leak": 86.66, "no_reset": 88.83,
                    "recurrence": 82.81}
-QUICK = dict(study_variants.QUICK, attack_samples=128, iterations=20)
-FULL = dict(study_variants.FULL, attack_samples=1000, iterations=50)
+# The attack's samples (correctly classified test samples) and budget (iterations).
+QUICK = dict(attack_samples=64, iterations=20)
+FULL = dict(attack_samples=1000, iterations=50)
 
 
 def g2s(grad: torch.Tensor, x: torch.Tensor, step: float, turnover: float, generator: torch.Generator) -> torch.Tensor:
@@ -103,7 +106,12 @@ def event_drop(x: torch.Tensor, p: float, generator: torch.Generator | None = No
 
 def drop_accuracy(model: nn.Module, data: list, p: float, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed)
-    return study_variants.accuracy(model, [(event_drop(x, p, generator), labels) for x, labels in data])
+    correct = count = 0
+    with torch.no_grad():
+        for x, labels in data:
+            right, n = class_accuracy(model(event_drop(x, p, generator)), labels)
+            correct, count = correct + int(right), count + n
+    return 100 * correct / count
 
 
 def attack_variant(model, loss_fn, test_set, *, samples: int, iterations: int, step: float, turnover: float,
@@ -133,10 +141,10 @@ def attack_variant(model, loss_fn, test_set, *, samples: int, iterations: int, s
     return {key: torch.cat(values) for key, values in results.items()}
 
 
-def summarize(name: str, history: list[dict], result: dict, drops: dict, drop_p: float) -> dict:
+def summarize(name: str, test_acc: float, result: dict, drops: dict, drop_p: float) -> dict:
     success = result["success"]
     flips, events = result["perturbation"][success], result["events"][success]
-    row = {"variant": name, "label": study_variants.VARIANTS[name].label, "test_acc": 100 * history[-1]["test_acc"],
+    row = {"network": name, "label": study_variants.NETWORKS[name].label, "test_acc": test_acc,
            "attacked": int(success.numel()), "success_rate": 100 * float(success.double().mean()),
            "mean_perturbation": float(flips.mean()) if flips.numel() else float("nan"),
            "mean_perturbation_share": 100 * float((flips / events.clamp_min(1)).mean()) if flips.numel() else float("nan"),
@@ -146,35 +154,37 @@ def summarize(name: str, history: list[dict], result: dict, drops: dict, drop_p:
     return row
 
 
-def run(names, *, data: str, data_dir, schedule: dict, out: Path, models: Path, step: float = 1.0,
-        turnover: float = 1e-3, drop_p: float = 0.5, drop_curve=(0.1, 0.3, 0.5, 0.7, 0.9), seed: int = 0,
-        samples: int | None = None, progress: bool = True) -> list[dict]:
+def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epochs: int | None = None, out: Path,
+        models: Path, attack_samples: int, iterations: int, step: float = 1.0, turnover: float = 1e-3,
+        drop_p: float = 0.5, drop_curve=(0.1, 0.3, 0.5, 0.7, 0.9), seed: int = 0, samples: int | None = None,
+        progress: bool = True) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    trained, histories, _, test_set = study_variants.train_all(
-        names, data, data_dir, schedule, models, seed=seed, samples=samples, progress=progress)
-    loss_fn = study_variants.build_loss()
+    setup = study_events.setup_for(data, quick, epochs)
+    runs = study_variants.train_all(names, setup, data_dir=data_dir, models=models, seed=seed, samples=samples,
+                                    progress=progress)
+    test_set = study_events.load_split(setup, data_dir, "test", samples)
     test_batches = list(study_variants.batches(test_set))
+    loss_fn = hooks.build_loss(setup)
     rows, curves = [], {}
     for name in names:
+        model = runs[name].model
         path = out / f"attack_{name}.pt"
-        settings = {"samples": schedule["attack_samples"], "iterations": schedule["iterations"], "step": step,
-                    "turnover": turnover, "seed": seed, "epochs": len(histories[name])}
+        settings = {"samples": attack_samples, "iterations": iterations, "step": step, "turnover": turnover,
+                    "seed": seed, "epochs": len(runs[name].history)}
         saved = torch.load(path, weights_only=True) if path.is_file() else None
         if saved is not None and saved["settings"] == settings:
             result = saved["result"]
         else:
             if progress:
-                print(f"attacking {study_variants.VARIANTS[name].label}", flush=True)
-            result = attack_variant(trained[name], loss_fn, test_set, samples=schedule["attack_samples"],
-                                    iterations=schedule["iterations"], step=step, turnover=turnover, seed=seed,
-                                    progress=progress)
+                print(f"attacking {study_variants.NETWORKS[name].label}", flush=True)
+            result = attack_variant(model, loss_fn, test_set, samples=attack_samples, iterations=iterations,
+                                    step=step, turnover=turnover, seed=seed, progress=progress)
             torch.save({"settings": settings, "result": result}, path)
-        points = sorted({0.0, drop_p, *drop_curve})
-        drops = {p: drop_accuracy(trained[name], test_batches, p, seed) for p in points}
+        drops = {p: drop_accuracy(model, test_batches, p, seed) for p in sorted({0.0, drop_p, *drop_curve})}
         curves[name] = drops
-        rows.append(summarize(name, histories[name], result, drops, drop_p))
+        rows.append(summarize(name, runs[name].mean_acc, result, drops, drop_p))
     study_digits.write_csv(rows, out / "results.csv")
-    (out / "results.md").write_text(table(rows, drop_p, schedule["iterations"]) + "\n\n" + ordering_summary(rows) + "\n")
+    (out / "results.md").write_text(table(rows, drop_p, iterations) + "\n\n" + ordering_summary(rows) + "\n")
     plot(rows, curves, out)
     return rows
 
@@ -193,7 +203,7 @@ def table(rows: list[dict], drop_p: float, iterations: int) -> str:
 def ordering_summary(rows: list[dict]) -> str:
     """Figure 8 and Table 10's findings: without leakage and with recurrence the network is
     less robust than the baseline (a smaller perturbation suffices; a lower EventDrop accuracy)."""
-    by = {r["variant"]: r for r in rows}
+    by = {r["network"]: r for r in rows}
     lines = []
     for key, what in (("mean_perturbation", "mean perturbation"), ("eventdrop_acc", "EventDrop accuracy")):
         order = sorted(by, key=lambda n: by[n][key], reverse=True)
@@ -205,7 +215,7 @@ def ordering_summary(rows: list[dict]) -> str:
                      f"{', '.join(holds) or 'neither'}" + (f", not for {', '.join(n for n in weaker if n not in holds)}"
                                                              if len(holds) < len(weaker) else ""))
         lines.append(line + ".")
-    incomplete = [r["variant"] for r in rows if r["success_rate"] < 100]
+    incomplete = [r["network"] for r in rows if r["success_rate"] < 100]
     if incomplete:
         lines.append("Success below 100 % (the mean perturbation is of the successful samples only): "
                      + ", ".join(incomplete))
@@ -225,7 +235,7 @@ def plot(rows: list[dict], curves: dict, out: Path) -> bool:
     for i, r in enumerate(rows):
         left.annotate(f"{r['success_rate']:.0f} %", (i, r["mean_perturbation"]), ha="center", va="bottom", fontsize=7)
     for name, drops in curves.items():
-        right.plot(list(drops), list(drops.values()), marker="o", ms=3, label=study_variants.VARIANTS[name].label)
+        right.plot(list(drops), list(drops.values()), marker="o", ms=3, label=study_variants.NETWORKS[name].label)
     right.set_xlabel("EventDrop probability p")
     right.set_ylabel("test accuracy (%)")
     right.set_title("Random drop of events (Table 10)")
@@ -237,7 +247,7 @@ def plot(rows: list[dict], curves: dict, out: Path) -> bool:
 
 
 def parser():
-    p = study_variants.parser("robustness", __doc__, NAMES, QUICK, FULL)
+    p = study_variants.parser("robustness", __doc__, NAMES)
     p.add_argument("--attack-samples", type=int, default=None,
                    help=f"correctly classified test samples attacked (default {QUICK['attack_samples']} with --quick, "
                         f"{FULL['attack_samples']})")
@@ -245,7 +255,7 @@ def parser():
                    help=f"the attack's budget in iterations (default {QUICK['iterations']} with --quick, "
                         f"{FULL['iterations']}; 0 attacks nothing)")
     p.add_argument("--step", type=float, default=1.0,
-                   help="G2S sampling scale: an element flips with probability step |g| / max |g| (default 1, Liang et al.)")
+                   help="G2S sampling scale: an element flips with probability step |g| / max |g| (default 1)")
     p.add_argument("--turnover", type=float, default=1e-3, help="RSF's flip rate where the gradient vanishes (default 0.001)")
     p.add_argument("--drop-p", type=float, default=0.5, help="EventDrop probability of Table 10's column (default 0.5)")
     p.add_argument("--drop-curve", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9],
@@ -255,22 +265,25 @@ def parser():
 
 def main(argv=None) -> list[dict]:
     args = parser().parse_args(argv)
-    data, schedule, out, models = study_variants.resolve(args, QUICK, FULL, "robustness")
+    budget = dict(QUICK if args.quick else FULL)
     for key in ("attack_samples", "iterations"):
         if getattr(args, key) is not None:
-            schedule[key] = getattr(args, key)
-    if schedule["iterations"] < 0 or schedule["attack_samples"] < 1:
+            budget[key] = getattr(args, key)
+    if budget["iterations"] < 0 or budget["attack_samples"] < 1:
         raise SystemExit("--iterations must be 0 or more and --attack-samples positive")
+    if args.step < 0 or not 0 <= args.turnover <= 1:
+        raise SystemExit(f"--step must be 0 or more and --turnover in [0, 1], got {args.step} and {args.turnover}")
     for p in (args.drop_p, *args.drop_curve):
         if not 0 <= p <= 1:
             raise SystemExit(f"--drop-p and --drop-curve must be in [0, 1], got {p}")
-    rows = run(args.variants, data=data, data_dir=args.data_dir, schedule=schedule, out=out, models=models,
-               step=args.step, turnover=args.turnover, drop_p=args.drop_p, drop_curve=args.drop_curve, seed=args.seed,
-               samples=args.samples, progress=not args.no_progress)
-    print(f"\nRobustness on {data}, {schedule['epochs']} epochs: G2S/RSF event-flipping attack (step {args.step}, "
-          f"turnover {args.turnover}, at most {schedule['iterations']} iterations) on {schedule['attack_samples']} "
-          f"correctly classified test samples; EventDrop random drop\n")
-    print(table(rows, args.drop_p, schedule["iterations"]))
+    out, models = study_variants.resolve(args, "robustness")
+    analysis = partial(run, step=args.step, turnover=args.turnover, drop_p=args.drop_p, drop_curve=args.drop_curve,
+                       **budget)
+    rows = study_events.run_from_args("robustness", analysis, args.networks, args, out, models)
+    print(f"\nRobustness on {args.data}: G2S/RSF event-flipping attack (step {args.step:g}, turnover {args.turnover:g}, "
+          f"at most {budget['iterations']} iterations) on {budget['attack_samples']} correctly classified test "
+          "samples; EventDrop's random drop; ours beside Table 10's (N-MNIST)\n")
+    print(table(rows, args.drop_p, budget["iterations"]))
     print("\n" + ordering_summary(rows))
-    print(f"\nResults in {out}/ (results.md, results.csv, robustness.png); models in {models}/")
+    print(f"\nResults in {out}/ (results.md, results.csv, robustness.png); networks in {models}/")
     return rows
