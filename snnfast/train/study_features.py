@@ -11,8 +11,8 @@ layer is silent has a zero vector, at cosine distance 1 from every other (scikit
 convention); the table counts them.
 
 Results: results.md, results.csv (one row per variant) and tsne.png (Figure 6); features.pt
-(the features and labels of every variant) so the numbers and the plot redo without the
-networks.
+(the features, labels and t-SNE of every variant), so a second call redoes the table and the
+plot without computing them again.
 """
 from __future__ import annotations
 
@@ -100,18 +100,25 @@ def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epo
     runs = study_variants.train_all(names, setup, data_dir=data_dir, models=models, seed=seed, samples=samples,
                                     progress=progress)
     test_set = study_events.load_split(setup, data_dir, "test", samples)
-    rows, embeddings, saved = [], {}, {}
+    path = out / "features.pt"
+    saved = torch.load(path, weights_only=True) if path.is_file() else {}
+    rows, embeddings = [], {}
     for name in names:
-        features, labels = test_features(runs[name].model, test_set)
-        saved[name] = {"features": features, "labels": labels}
-        keep = min(tsne_samples, len(labels))
-        embeddings[name] = (tsne(features[:keep].numpy(), seed), labels[:keep].numpy())
+        settings = {"tsne_samples": tsne_samples, "seed": seed, "epochs": len(runs[name].history)}
+        if name in saved and saved[name]["settings"] == settings:
+            features, labels, embedding = (saved[name][key] for key in ("features", "labels", "embedding"))
+        else:
+            features, labels = test_features(runs[name].model, test_set)
+            keep = min(tsne_samples, len(labels))
+            embedding = torch.from_numpy(tsne(features[:keep].numpy(), seed))
+            saved[name] = {"settings": settings, "features": features, "labels": labels, "embedding": embedding}
+        embeddings[name] = (embedding.numpy(), labels[:len(embedding)].numpy())
         rows.append({"network": name, "label": study_variants.NETWORKS[name].label, "test_acc": runs[name].mean_acc,
                      "silhouette": silhouette(features.numpy(), labels.numpy()),
                      "paper": PAPER.get(name, float("nan")),
                      "silent_samples": int((features.abs().sum(1) == 0).sum()), "samples": len(labels),
                      "mean_rate": float(features.mean())})
-    torch.save(saved, out / "features.pt")
+    torch.save(saved, path)
     study_digits.write_csv(rows, out / "results.csv")
     (out / "results.md").write_text(table(rows) + "\n\n" + ordering_summary(rows) + "\n")
     plot(embeddings, rows, out / "tsne.png")
@@ -146,11 +153,11 @@ def plot(embeddings: dict, rows: list[dict], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(embeddings), figsize=(3.4 * len(embeddings), 3.5), squeeze=False)
     for ax, (name, (points, labels)) in zip(axes[0], embeddings.items()):
         scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, vmin=0, vmax=9)
-        ax.set_title(f"{study_variants.NETWORKS[name].label}\nsilhouette {score[name]:.3f}", fontsize=9)
+        ax.set_title(f"{study_variants.short(name)}\nsilhouette {score[name]:.3f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(scatter, ax=axes[0].tolist(), ticks=range(10), fraction=0.02, label="class")
-    fig.suptitle("t-SNE of the last hidden layer's spike rates, test set (Figure 6)")
+    fig.suptitle("t-SNE of the last hidden layer's spike rates, test set (Figure 6)", y=1.05)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return True

@@ -198,7 +198,7 @@ def plot(surfaces: dict, coords: list[float], out: Path) -> bool:
         contours = ax.contour(coords, coords, loss, levels=12, cmap="viridis")
         ax.clabel(contours, fontsize=6, fmt="%.2f")
         ax.plot([0], [0], "r+")
-        ax.set_title(study_variants.NETWORKS[name].label, fontsize=9)
+        ax.set_title(study_variants.short(name), fontsize=9)
         ax.set_xlabel("a (direction 1)")
     axes[0][0].set_ylabel("b (direction 2)")
     fig.suptitle("Training loss around the trained weights, filter-normalised directions (Figure 5)")
@@ -211,7 +211,7 @@ def plot(surfaces: dict, coords: list[float], out: Path) -> bool:
     for name in names:
         loss = surfaces[name][0]
         ax.plot(coords, (loss[centre] - loss[centre, centre]).numpy(), marker="o", ms=3,
-                label=study_variants.NETWORKS[name].label)
+                label=study_variants.short(name))
     ax.set_xlabel("a (direction 1, b = 0)")
     ax.set_ylabel("loss - loss at the trained weights")
     ax.legend(fontsize=8)

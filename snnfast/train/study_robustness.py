@@ -227,7 +227,7 @@ def plot(rows: list[dict], curves: dict, out: Path) -> bool:
     if plt is None:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    labels = [r["label"] for r in rows]
+    labels = [study_variants.short(r["network"]) for r in rows]
     left.bar(range(len(rows)), [r["mean_perturbation"] for r in rows], color="tab:blue")
     left.set_xticks(range(len(rows)), labels, rotation=25, ha="right", fontsize=8)
     left.set_ylabel("mean perturbation (events flipped)")
@@ -235,7 +235,7 @@ def plot(rows: list[dict], curves: dict, out: Path) -> bool:
     for i, r in enumerate(rows):
         left.annotate(f"{r['success_rate']:.0f} %", (i, r["mean_perturbation"]), ha="center", va="bottom", fontsize=7)
     for name, drops in curves.items():
-        right.plot(list(drops), list(drops.values()), marker="o", ms=3, label=study_variants.NETWORKS[name].label)
+        right.plot(list(drops), list(drops.values()), marker="o", ms=3, label=study_variants.short(name))
     right.set_xlabel("EventDrop probability p")
     right.set_ylabel("test accuracy (%)")
     right.set_title("Random drop of events (Table 10)")

@@ -19,6 +19,11 @@ DATA = ("ndigits", "nmnist")  # the paper runs these analyses on N-MNIST only
 FULL_SCHEDULE = "Table 5's 100 epochs of Table 4's 512 neurons"
 
 
+def short(name: str) -> str:
+    """A network's name as a plot's title or legend shows it ("no leak recurrence")."""
+    return name.replace("_", " ")
+
+
 def train_all(names, setup, *, data_dir, models: Path, seed: int, samples: int | None, progress: bool) -> dict:
     """Trains (or loads) the networks ``names`` with ``setup``; returns ``{name: study_digits.Run}``."""
     runs = {}
