@@ -105,7 +105,7 @@ def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epo
     rows, embeddings = [], {}
     for name in names:
         settings = {"tsne_samples": tsne_samples, "seed": seed, "epochs": len(runs[name].history)}
-        if name in saved and saved[name]["settings"] == settings:
+        if saved.get(name, {}).get("settings") == settings:
             features, labels, embedding = (saved[name][key] for key in ("features", "labels", "embedding"))
         else:
             features, labels = test_features(runs[name].model, test_set)
