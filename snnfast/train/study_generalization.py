@@ -81,7 +81,7 @@ def plot(rows: list[dict], path: Path, windows=WINDOWS_MS) -> bool:
     plt = study_digits.matplotlib_pyplot()
     if plt is None:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), sharey=True)
     for source, ax, title in (("", axes[0], "measured here"), ("paper_", axes[1], "the paper (Table 8, N-MNIST)")):
         for r in rows:
             style = "--" if r["network"] in {n.name for n in RNN_BASELINES} else "-"
@@ -94,7 +94,7 @@ def plot(rows: list[dict], path: Path, windows=WINDOWS_MS) -> bool:
         ax.set_xlabel("time window of the test frames (ms); trained at 3 ms")
         ax.set_title(title)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[1].legend(fontsize=7, loc="lower center")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
