@@ -68,7 +68,7 @@ def build() -> None:
 
 def _register_fakes() -> None:
     # The twins' meta kernels are snnfast's, for opcheck and torch.compile under the mode.
-    from snnfast import ops, recurrent
+    from snnfast.ops import _lif as ops, _recurrent_lif as recurrent
 
     for name in ("lif", "lif_backward", "recurrent_lif", "recurrent_lif_backward"):
         fake = getattr(ops, f"_fake_{name}", None) or getattr(recurrent, f"_fake_{name}")

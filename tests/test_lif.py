@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import snnfast
-from snnfast import _library, ops, reference, surrogate
+from snnfast import _library, reference, surrogate
+from snnfast.ops import _lif
 from lif_check import compare, make_input, make_param, make_u0
 
 SURROGATES = ["rectangle", "triangle", "sigmoid", "atan"]
@@ -244,7 +245,7 @@ def test_torch_compile_fullgraph(device):
 
 def test_fallback_to_reference_warns_once(monkeypatch):
     monkeypatch.setattr(_library, "LIF_DEVICES", frozenset())
-    monkeypatch.setattr(ops, "_warned", set())
+    monkeypatch.setattr(_lif, "_warned", set())
     x = make_input((4, 2, 5), torch.float64, "cpu")
     with pytest.warns(UserWarning, match="no compiled LIF kernel"):
         out = snnfast.lif(x, 0.5)

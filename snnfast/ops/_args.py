@@ -9,7 +9,7 @@ import numbers
 import torch
 import torch.autograd.forward_ad as forward_ad
 
-from . import surrogate as surrogates
+from .. import surrogate as surrogates
 
 RESETS = ("hard", "soft", "none")
 

@@ -10,7 +10,7 @@ import warnings
 import torch
 
 from . import _args, _library, reference
-from . import surrogate as surrogates
+from .. import surrogate as surrogates
 
 
 def lif(

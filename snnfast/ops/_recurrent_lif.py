@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import _args, _library, reference
-from .ops import fall_back
+from ._lif import fall_back
 
 
 def recurrent_lif(
