@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import snnfast
 from snnfast import bitpack, lowmem, surrogate
 from snnfast.memory import SavedTensorBytes
-from lif_check import TOLERANCES, make_input, make_param, make_u0, run
+from oracle import TOLERANCES, make_input, make_param, make_u0, run_lif as run
 
 N_FEATURES = (3, 5)  # a conv-like neuron shape, so that per-channel and per-neuron differ
 
