@@ -3,7 +3,7 @@
     python bench/bench_allocator.py [--T 1000] [--rounds 7] [--out FILE]
 
 Runs in one process, under glibc's defaults first (what a user gets) and then with glibc told
-to keep freed memory (`snnfast.benchmark.keep_freed_memory`, the "kept memory" figure of
+to keep freed memory (`snnfast.utils.benchmark.keep_freed_memory`, the "kept memory" figure of
 docs/benchmarks.md). In each phase, each workload runs with the output cache on and off
 (`snnfast.output_cache.set_limit`), the two interleaved round by round; a sample is the mean of
 two calls after one untimed call under the same setting, the steady state of a training loop.
@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import bench_memory  # noqa: E402
 
 import snnfast  # noqa: E402
-from snnfast import benchmark, output_cache  # noqa: E402
+from snnfast import output_cache  # noqa: E402
+from snnfast.utils import benchmark  # noqa: E402
 
 
 def workloads(T: int):

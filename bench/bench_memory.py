@@ -12,7 +12,7 @@ spikes (p = 0.1), as an event dataset such as SHD gives. The neuron is SpikingJe
 LIFNode (tau = 2, decay_input, v_reset = 0, sigmoid surrogate with alpha = 4), in snnfast's
 terms beta = alpha = 0.5, hard reset. A step is forward, loss, backward and an SGD update.
 
-Bytes saved: snnfast.memory.SavedTensorBytes around the network's forward pass (each storage
+Bytes saved: snnfast.utils.memory.SavedTensorBytes around the network's forward pass (each storage
 once, parameters included). Peak: each configuration runs in a fresh subprocess, which does
 one warm-up step at T = 20, resets the peak, and reports the peak RSS of the measured step
 above the RSS before it (model, optimizer and the input already allocated); glibc is told to
@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import snnfast  # noqa: E402
-from snnfast import memory  # noqa: E402
+from snnfast.utils import memory  # noqa: E402
 
 IN, HIDDEN, OUT = 700, 256, 20
 B = 32
@@ -268,7 +268,7 @@ def bf16_flips(x, weights) -> None:
     spike_flips = ((rounded >= 1.0) != (h >= 1.0)).double().mean().item()
     window_flips = (((rounded - 1).abs() < 0.5) != ((h - 1).abs() < 0.5)).double().mean().item()
     for way, keep in (("keep_branches=False", False), ("keep_branches=True", True)):
-        trace = snnfast.lowmem.to_bfloat16_keeping_branches(h, torch.tensor(1.0), snnfast.surrogate.Rectangle()) \
+        trace = snnfast.longseq.bptt.to_bfloat16_keeping_branches(h, torch.tensor(1.0), snnfast.surrogate.Rectangle()) \
             if keep else h.to(torch.bfloat16)
         back = trace.float()
         flips = ((back >= 1.0) != (h >= 1.0)).double().mean().item()

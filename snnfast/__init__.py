@@ -2,7 +2,7 @@
 from . import reference, surrogate
 from .ops import lif
 from .recurrent import recurrent_lif
-from .lowmem import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
+from .longseq import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
 from . import losses, models, nn
 from ._convert import convert
 from .nir import from_nir, to_nir

@@ -6,7 +6,8 @@ import csv
 import pytest
 import torch
 
-from snnfast import __version__, benchmark
+from snnfast import __version__
+from snnfast.utils import benchmark
 from snnfast.__main__ import main as snnfast_main
 from snnfast.train import cli, hooks, study
 from test_train import StandInNet, mean_ce

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import snnfast
-from snnfast import bitpack, lowmem, surrogate
-from snnfast.memory import SavedTensorBytes
+from snnfast import surrogate
+from snnfast.longseq import bitpack, bptt
+from snnfast.utils.memory import SavedTensorBytes
 from lif_check import TOLERANCES, make_input, make_param, make_u0, run
 
 N_FEATURES = (3, 5)  # a conv-like neuron shape, so that per-channel and per-neuron differ
@@ -189,7 +190,7 @@ def _plain_layer(spikes_in, weight, bias, beta, alpha, threshold, u0, **options)
 
 
 def _fused_layer(spikes_in, weight, bias, beta, alpha, threshold, u0, **options):
-    return snnfast.linear_lif.linear_lif(spikes_in, weight, bias, beta, alpha=alpha, threshold=threshold, u0=u0,
+    return snnfast.nn.linear.linear_lif(spikes_in, weight, bias, beta, alpha=alpha, threshold=threshold, u0=u0,
                                          return_state=True, **options)
 
 
@@ -282,7 +283,7 @@ def test_bf16_trace_within_tolerance(device, reset, surrogate_name):
     x32 = x.detach().float().requires_grad_(True)
     shapes = [x32.shape, x32.shape[1:], x32.shape]
     grads_out = [torch.randn(s, dtype=torch.float64).to(device) for s in shapes]
-    got = run(lowmem.lif_saved_bf16, x32, args, grads_out)
+    got = run(bptt.lif_saved_bf16, x32, args, grads_out)
     want = run(snnfast.lif, x32, args, grads_out)
     for name in ("spikes", "u_last", "membrane"):
         assert torch.equal(got[name], want[name]), name  # the forward pass is exact
@@ -297,7 +298,7 @@ def test_bf16_rounding_keeps_the_branches(device):
     below = torch.tensor([1.0 - 2 ** -10, 1.0 - 2 ** -12, 0.5 - 2 ** -11, 1.5 - 2 ** -9])  # just below an edge
     h = torch.cat([below, torch.randn(2000) * 0.8 + 0.8]).view(-1, 1, 1).to(device)
     plain = h.to(torch.bfloat16).float()
-    kept = lowmem.to_bfloat16_keeping_branches(h, torch.tensor(threshold), surrogate.Rectangle(width)).float()
+    kept = bptt.to_bfloat16_keeping_branches(h, torch.tensor(threshold), surrogate.Rectangle(width)).float()
     # Plain rounding carries the values just below the threshold and the window's edges over them...
     assert ((plain >= threshold) != (h >= threshold)).any()
     assert (((plain - threshold).abs() < width / 2) != ((h - threshold).abs() < width / 2)).any()

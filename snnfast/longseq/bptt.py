@@ -18,8 +18,9 @@ from typing import Callable
 
 import torch
 
-from . import _args, _segments, reference
-from . import surrogate as surrogates
+from .. import _args, reference
+from .. import surrogate as surrogates
+from . import _segments
 from ._segments import LIFCall
 
 

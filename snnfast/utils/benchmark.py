@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
-from . import ops, reference
+from .. import ops, reference
 
 # The neuron every contender runs: SpikingJelly's default LIFNode(tau=2, decay_input=True,
 # v_threshold=1, v_reset=0) with its default sigmoid surrogate (alpha=4); in the terms of

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 import torch
 
-from . import ops
+from .. import ops
 from .benchmark import choose_allocator, interleaved_times, machine, write_report
 
 T_GRID = (2, 4, 8, 16, 32)
@@ -50,7 +50,7 @@ class Contender:
 
 
 def _snnfast(N: int, imp: bool, device: torch.device) -> Contender:
-    from .surrogate import Sigmoid
+    from ..surrogate import Sigmoid
 
     surrogate = Sigmoid(SURROGATE_SHARPNESS)
     u0 = _imp_parameter(N, device) if imp else None

@@ -16,10 +16,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import _args, _segments, bitpack
-from . import surrogate as surrogates
-from ._segments import LIFCall
-from .lowmem import check_kernel_runs
+from .. import _args
+from .. import surrogate as surrogates
+from ..longseq import _segments, bitpack
+from ..longseq._segments import LIFCall
+from ..longseq.bptt import check_kernel_runs
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
 # trace is kept (a checkpointed backward pass works segment by segment anyway).
