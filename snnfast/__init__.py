@@ -1,4 +1,8 @@
 """snnfast: fused spiking-neuron kernels for PyTorch."""
+from . import _moved
+
+_moved.install()  # the old module paths (snnfast.lowmem, snnfast.memory, ...) keep importing
+
 from . import reference, surrogate
 from .ops import lif
 from .recurrent import recurrent_lif
@@ -12,3 +16,7 @@ __all__ = [
     "lif_checkpointed", "lif_saved_bf16", "run_chunked", "truncated_backward",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    return _moved.old_attribute(name)
