@@ -203,14 +203,14 @@ def lif_saved_bf16(
     Plain rounding (keep_branches=False) carries the few membranes within half an ulp of the
     threshold or of a window edge to the other side, and each of those steps contributes an
     O(1) error that BPTT carries back in time: 2-15% of the gradient's norm in
-    tests/test_memory.py. keep_branches=True (the default) rounds those few values to the
+    tests/test_bptt.py. keep_branches=True (the default) rounds those few values to the
     bfloat16 on their own side instead, so every branch is the forward's; what remains is the
     surrogate and the reset evaluated at a membrane off by less than one bfloat16 ulp
-    (relative 2^-8). Tolerance, checked in tests/test_memory.py and measured in
+    (relative 2^-8). Tolerance, checked in tests/test_bptt.py and measured in
     docs/benchmarks.md (memory): the gradients of x, u0 and per-neuron parameters within 1e-2
     of float32's, relative to their norm. A per-layer or per-channel parameter's gradient is
     the sum of its neurons' and can be further off where they cancel (up to 0.2 relative for
-    a per-layer threshold in tests/test_memory.py's cases). Arguments are those of
+    a per-layer threshold in tests/test_bptt.py's cases). Arguments are those of
     snnfast.lif, plus keep_branches.
     """
     _args.check_flag(keep_branches, "keep_branches")
