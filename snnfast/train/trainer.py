@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import csv
 import math
-import random
 import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.xor import epoch_seed
+from ..utils.seeding import epoch_seed, seed_everything
 from . import checkpoint
 from .checkpoint import RunError
 from .distributed import Context, current
@@ -27,12 +25,6 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"  # with keep_best: the weights of the epoch with the lowest training loss
 LOG = "log.csv"
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 class Trainer:
