@@ -115,6 +115,37 @@ def test_keep_best_keeps_the_lowest_training_loss(tmp_path):
         plain.load_best()
 
 
+def test_optimizer_and_scheduler_factories_replace_the_defaults(tmp_path):
+    # No lr, lr_step or lr_gamma: the factories need none of them.
+    dataset = tiny_dataset()
+    trainer = Trainer(
+        lambda: StandInNet(), make_loader(dataset, 8, train=True, seed=3), mean_ce, epochs=2,
+        out_dir=tmp_path, progress=False, tensorboard=False,
+        optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=0.5),
+        scheduler=lambda optimizer: torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1),
+    )
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    assert [row["lr"] for row in trainer.fit()] == pytest.approx([0.5, 0.05])
+
+
+def test_default_adam_and_step_lr(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    assert isinstance(trainer.optimizer, torch.optim.Adam)
+    assert [row["lr"] for row in trainer.fit()] == pytest.approx([1e-2, 5e-3, 2.5e-3])  # lr_step 1, gamma 0.5
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("lr", "lr is required for the default Adam optimizer"),
+    ("lr_step", "lr_step and lr_gamma are required for the default StepLR"),
+])
+def test_defaults_without_their_arguments_say_what_is_missing(tmp_path, missing, message):
+    options = dict(lr=1e-2, lr_step=1, lr_gamma=0.5)
+    del options[missing]
+    with pytest.raises(TypeError, match=message):
+        Trainer(lambda: StandInNet(), [], mean_ce, epochs=1, out_dir=tmp_path, progress=False,
+                tensorboard=False, **options)
+
+
 def test_csv_log(tmp_path):
     history = make_trainer(tmp_path, epochs=2).fit()
     rows = read_log(tmp_path / "log.csv")
