@@ -21,6 +21,7 @@ MOVED = {
     "snnfast.benchmark": "snnfast.utils.benchmark",
     "snnfast.benchmark_imp": "snnfast.utils.benchmark_imp",
     "snnfast.memory": "snnfast.utils.memory",
+    "snnfast.train.hooks": "snnfast.train.builders",
 }
 
 

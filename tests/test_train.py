@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from snnfast.data import make_loader
-from snnfast.train import SETUPS, StepAccuracy, Trainer, checkpoint, class_accuracy, cli, get_setup, hooks
+from snnfast.train import SETUPS, StepAccuracy, Trainer, checkpoint, builders, class_accuracy, cli, get_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,8 +248,8 @@ def test_cli_wires_setup_variant_data_and_resume(tmp_path, monkeypatch):
         built.append(setup)
         return StandInNet(features=20, classes=2)
 
-    monkeypatch.setattr(hooks, "build_model", stand_in_model)
-    monkeypatch.setattr(hooks, "build_loss", lambda setup, args: mean_ce)
+    monkeypatch.setattr(builders, "build_model", stand_in_model)
+    monkeypatch.setattr(builders, "build_loss", lambda setup, args: mean_ce)
     argv = ["xor", "--leak", "none", "--reset", "none", "--recurrent", "--batch-size", "4",
             "--out", str(tmp_path), "--no-progress", "--seed", "2"]
     cli.main(argv + ["--epochs", "1"])
