@@ -8,7 +8,7 @@ float32 membrane trace ([T, B, *F], 4 bytes per neuron-step) for the backward pa
 - run_chunked / truncated_backward: a sequence run in chunks with the state carried from
   one chunk to the next (full BPTT, or truncated BPTT with a backward pass per chunk).
 
-LinearLIF (snnfast/linear_lif.py) adds the input side: spikes saved as bits, the input
+LinearLIF (snnfast/nn/linear.py) adds the input side: spikes saved as bits, the input
 current recomputed.
 """
 from __future__ import annotations
