@@ -35,31 +35,31 @@ class Surrogate:
             raise ValueError(f"{type(self).__name__}: {field} must be positive, got {self.param}")
 
 
-@dataclass(frozen=True)
-class Rectangle(Surrogate):
-    """s(x) = 1/a where |x| < a/2 (DA-LIF eq. 11)."""
-
-    width: float = 1.0
-    name = "rectangle"
+class _Windowed(Surrogate):
+    """A surrogate whose one parameter is the width a of its window: Rectangle and Triangle."""
 
     @property
     def param(self) -> float:
         return float(self.width)
+
+
+@dataclass(frozen=True)
+class Rectangle(_Windowed):
+    """s(x) = 1/a where |x| < a/2 (DA-LIF eq. 11), a the width."""
+
+    width: float = 1.0
+    name = "rectangle"
 
     def derivative(self, x):
         return (x.abs() < self.width / 2).to(x.dtype) / self.width
 
 
 @dataclass(frozen=True)
-class Triangle(Surrogate):
-    """s(x) = (1/a) max(0, 1 - |x|/a)."""
+class Triangle(_Windowed):
+    """s(x) = (1/a) max(0, 1 - |x|/a), a the width."""
 
     width: float = 1.0
     name = "triangle"
-
-    @property
-    def param(self) -> float:
-        return float(self.width)
 
     def derivative(self, x):
         return (1 - x.abs() / self.width).clamp(min=0) / self.width
