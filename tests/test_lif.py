@@ -202,7 +202,7 @@ class TestBadInput:
             snnfast.lif(self.x, 0.5, surrogate="gauss")
 
     @pytest.mark.parametrize("make", [lambda: surrogate.Rectangle(width=0.0), lambda: surrogate.Triangle(width=-1.0),
-                                      lambda: surrogate.Sigmoid(alpha=0.0), lambda: surrogate.ATan(alpha=-2.0)])
+                                      lambda: surrogate.Sigmoid(sharpness=0.0), lambda: surrogate.ATan(sharpness=-2.0)])
     def test_surrogate_parameter(self, make):
         with pytest.raises(ValueError, match="must be positive"):
             make()
