@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from snnfast import data as datasets
 from snnfast.models import SpikingMLP
-from snnfast.train import hooks, study, study_events, study_features, study_landscape, study_robustness
+from snnfast.train import builders, study, study_events, study_features, study_landscape, study_robustness
 from snnfast.train.config import get_setup
 
 
@@ -46,7 +46,7 @@ def stand_in(monkeypatch):
 
 
 def sdt():
-    return hooks.build_loss(get_setup("nmnist"))
+    return builders.build_loss(get_setup("nmnist"))
 
 
 def tiny_snn():

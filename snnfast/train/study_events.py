@@ -25,7 +25,7 @@ from torch.utils.data import Subset
 from .. import data as datasets
 from ..models import SpikingMLP
 from ..nn import LIF
-from . import hooks, study_digits
+from . import builders, study_digits
 from .checkpoint import RunError
 from .config import Setup, get_setup
 from .metrics import class_accuracy
@@ -114,7 +114,7 @@ def build_network(setup: Setup, network: Network) -> nn.Module:
             raise ValueError(f"the RNN baselines have one hidden layer; {setup.name} has {len(setup.hidden)}")
         return RNNClassifier(network.rnn, *sizes)
     variant = setup.replace(**network.changes)
-    return SpikingMLP(sizes, **hooks.neuron_options(variant))  # recurrent=True among the options
+    return SpikingMLP(sizes, **builders.neuron_options(variant))  # recurrent=True among the options
 
 
 def load_split(setup: Setup, data_dir: Path | None, split: str, samples: int | None = None,
@@ -144,7 +144,7 @@ def train(setup: Setup, network: Network, *, data_dir: Path | None, models: Path
     train_set = load_split(setup, data_dir, "train", samples)
     test_set = load_split(setup, data_dir, "test", samples)
     return study_digits.train_run(
-        lambda: build_network(setup, network), hooks.build_loss(setup), train_set, test_set, T=None,
+        lambda: build_network(setup, network), builders.build_loss(setup), train_set, test_set, T=None,
         epochs=setup.epochs, lr=setup.lr, batch_size=setup.batch_size, out_dir=models / network.name,
         seed=seed, progress=progress, collate=datasets.time_major_collate, lr_step=setup.lr_step,
         meta=meta(setup, network, seed, samples))

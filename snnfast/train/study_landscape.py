@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import hooks, study_digits, study_events, study_variants
+from . import builders, study_digits, study_events, study_variants
 
 NAMES = ("baseline", "no_leak", "recurrence", "no_leak_recurrence", "lstm")
 # The paper's reading of Figure 5 (vanilla SNN, SNN without leakage and with recurrence,
@@ -134,7 +134,7 @@ def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epo
     train_set = study_events.load_split(setup, data_dir, "train", samples)
     subset = torch.utils.data.Subset(train_set, range(min(surface_samples, len(train_set))))
     batches = list(study_variants.batches(subset, 64))
-    loss_fn = hooks.build_loss(setup)
+    loss_fn = builders.build_loss(setup)
     rows, surfaces = [], {}
     for name in names:
         path = out / f"surface_{name}.pt"

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import hooks, study_digits, study_events, study_variants
+from . import builders, study_digits, study_events, study_variants
 from .metrics import class_accuracy
 
 NAMES = ("baseline", "no_leak", "complete_leak", "no_reset", "recurrence")
@@ -164,7 +164,7 @@ def run(names, *, data: str = "ndigits", data_dir=None, quick: bool = False, epo
                                     progress=progress)
     test_set = study_events.load_split(setup, data_dir, "test", samples)
     test_batches = list(study_variants.batches(test_set))
-    loss_fn = hooks.build_loss(setup)
+    loss_fn = builders.build_loss(setup)
     rows, curves = [], {}
     for name in names:
         model = runs[name].model
