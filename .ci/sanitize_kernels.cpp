@@ -189,7 +189,7 @@ void recurrent_once(int64_t T, int64_t B, int64_t N, Reset reset, Surrogate surr
   std::vector<acc_t> grad_beta(M, 0), grad_alpha(M, 0), grad_threshold(M, 0);
   p.grad_spikes = grad_spikes.data();
   p.grad_membrane = full ? grad_membrane.data() : nullptr;
-  p.grad_u0 = grad_u.data();
+  p.grad_u = grad_u.data();
   p.grad_x = grad_x.data();
   p.grad_h = full ? grad_h.data() : nullptr;
   p.grad_beta = grad_beta.data();

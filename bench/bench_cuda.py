@@ -15,7 +15,10 @@ Sections, each a markdown table:
   (d) the SHD regime: B x N = 6,400 neurons, T in {1000, 2000, 4000};
   (e) snnfast.recurrent_lif fwd+bwd against the per-step PyTorch loop (bench_recurrent.py),
       on both CUDA paths: V in shared memory (persistent kernel) and the per-step cuBLAS path.
-Times are medians over repeats of back-to-back calls, measured with CUDA events after warm-up.
+Every table runs the neuron of every LIF benchmark (snnfast.utils.benchmark.NEURON, named in
+the report's header) and is timed by the toolkit's one timer (interleaved_times: samples of
+back-to-back calls lasting at least --min-sample-ms, the device synchronised around each);
+a figure is the median of --repeats samples after --warmup calls.
 
 Nothing measured is lost: each table is appended to the markdown report (--out) and each row
 to its JSON lines (--json, one object per line) as soon as it is measured, flushed to disk.
@@ -29,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,12 +39,13 @@ import traceback
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from snnfast.utils import benchmark, benchmark_imp  # noqa: E402
+
 # The LIF neuron that every implementation runs: SpikingJelly's LIFNode(tau=2,
-# decay_input=False, v_reset=0) is beta = 1 - 1/tau, alpha = 1, hard reset (neuron-spec.md),
-# with SpikingJelly's default surrogate, Sigmoid(alpha=4).
-TAU = 2.0
-BETA = 1.0 - 1.0 / TAU
-SURROGATE_K = 4.0
+# decay_input=True, v_reset=0) with its default Sigmoid surrogate (snnfast.utils.benchmark).
+NEURON = benchmark.NEURON
 
 
 def parse_args(argv=None):
@@ -63,39 +66,20 @@ def parse_args(argv=None):
                         help="SpikingJelly's CUDA implementation (SJ_LIF_CUDA_IMPLEMENTATION)")
     parser.add_argument("--loop-max-numel", type=int, default=2**28,
                         help="skip the per-step PyTorch loop above this many elements")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=10, help="calls per timed repeat")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before the samples")
+    parser.add_argument("--min-sample-ms", type=float, default=50.0,
+                        help="a sample repeats a call until it lasts this long (at least one call)")
+    parser.add_argument("--repeats", type=int, default=5, help="samples per figure (their median)")
     return parser.parse_args(argv)
 
 
 # --- timing ---------------------------------------------------------------------------------
 
-def elapsed(fn, calls, device):
-    """Seconds taken by `calls` back-to-back calls of fn: CUDA events on a GPU."""
-    if device.type != "cuda":
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        return time.perf_counter() - start
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(calls):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3
-
-
 def seconds_per_call(fn, device, args):
-    """Median over repeats of the mean time of back-to-back calls, after warm-up. A repeat
-    makes args.iters calls, fewer when one call is slow (the per-step loop at T = 1000), so
-    that a repeat lasts about 50 ms but at least one call."""
-    for _ in range(args.warmup):
-        fn()
-    calls = max(1, min(args.iters, int(0.05 / max(elapsed(fn, 1, device), 1e-9))))
-    return statistics.median(elapsed(fn, calls, device) / calls for _ in range(args.repeats))
+    """The median seconds per call of fn over args.repeats samples (benchmark.interleaved_times)."""
+    (times,) = benchmark.interleaved_times([fn], device, args.repeats, warmup=args.warmup,
+                                           min_sample_s=args.min_sample_ms / 1e3)
+    return statistics.median(times)
 
 
 def release(device):
@@ -108,13 +92,13 @@ def release(device):
 def snnfast_lif(x, **kwargs):
     import snnfast
 
-    return snnfast.lif(x, BETA, surrogate=snnfast.surrogate.Sigmoid(SURROGATE_K), **kwargs)
+    return snnfast.lif(x, **NEURON, **kwargs)
 
 
 def loop_lif(x):
     import snnfast
 
-    return snnfast.reference.lif(x, BETA, surrogate=snnfast.surrogate.Sigmoid(SURROGATE_K))
+    return snnfast.reference.lif(x, **NEURON)
 
 
 class SpikingJelly:
@@ -126,8 +110,8 @@ class SpikingJelly:
 
         self.functional = functional
         self.node = neuron.LIFNode(
-            tau=TAU, decay_input=False, v_threshold=1.0, v_reset=0.0,
-            surrogate_function=surrogate.Sigmoid(alpha=SURROGATE_K), step_mode="m",
+            tau=benchmark.TAU, decay_input=True, v_threshold=NEURON["threshold"], v_reset=NEURON["v_reset"],
+            surrogate_function=surrogate.Sigmoid(alpha=benchmark.SHARPNESS), step_mode="m",
         )
         self.device = device
         self._name = None
@@ -177,18 +161,15 @@ def snnfast_backward_only(x, grad):
     """The backward op alone, on the membrane of one forward pass: the glue and one kernel."""
     with torch.no_grad():
         _, membrane = snnfast_lif(x, return_membrane=True)
-    beta, alpha, threshold = (torch.tensor(v, device=x.device) for v in (BETA, 1.0, 1.0))
+    beta, alpha, threshold = (torch.tensor(NEURON[k], device=x.device) for k in ("beta", "alpha", "threshold"))
+    surrogate = NEURON["surrogate"]
 
     def call():
         torch.ops.snnfast.lif_backward(
-            grad, None, None, membrane, None, beta, alpha, threshold, None, "hard", 0.0, False,
-            "sigmoid", SURROGATE_K, [True, False, False, False, False],
+            grad, None, None, membrane, None, beta, alpha, threshold, None, NEURON["reset"], NEURON["v_reset"],
+            False, surrogate.name, surrogate.param, [True, False, False, False, False],
         )
     return call
-
-
-def copy_seconds(x, args):
-    return seconds_per_call(lambda: torch.empty_like(x).copy_(x), x.device, args)
 
 
 # --- sections -------------------------------------------------------------------------------
@@ -205,9 +186,9 @@ def bytes_moved(numel, dtype):
     return numel * (2 * sx + sh), numel * (2 * sx + sh)
 
 
-def copy_bandwidth(numel, dtype, seconds):
-    """Bytes per second of the copy of numel elements: each is read and written once."""
-    return 2 * numel * torch.empty((), dtype=dtype).element_size() / seconds
+def copy_bandwidth(x, args):
+    """Bytes per second that a device-to-device copy of x's size moves (read + write)."""
+    return benchmark.copy_rate(x.device, x.numel() * x.element_size(), repeats=args.repeats)
 
 
 def section_sizes(bench):
@@ -234,7 +215,7 @@ def section_sizes(bench):
         ours_fwd = seconds_per_call(forward_only(snnfast_lif, x), device, args)
         ours_both = seconds_per_call(forward_backward(snnfast_lif, x, grad), device, args)
         ours_bwd = seconds_per_call(snnfast_backward_only(x.detach(), grad), device, args)
-        copy = copy_seconds(x.detach(), args)
+        copy_bw = copy_bandwidth(x, args)
         sj_fwd = bench.peer(lambda: seconds_per_call(forward_only(bench.sj, x), device, args))
         sj_both = bench.peer(lambda: seconds_per_call(forward_backward(bench.sj, x, grad), device, args))
         loop_fwd = loop_both = None
@@ -252,7 +233,6 @@ def section_sizes(bench):
             ratio(loop_both, ours_both),
         ])
         fwd_bytes, bwd_bytes = bytes_moved(shape[0] * shape[1] * shape[2], dtype)
-        copy_bw = copy_bandwidth(shape[0] * shape[1] * shape[2], dtype, copy)
         bandwidth.add([
             label, T, gbps(copy_bw),
             gbps(fwd_bytes / ours_fwd), percent(fwd_bytes / ours_fwd / copy_bw),
@@ -264,7 +244,7 @@ def section_sizes(bench):
 
 
 def section_imp(bench):
-    """(c) IF neuron (beta = 1, soft reset) with and without a learnable per-neuron u0."""
+    """(c) The IMP overhead: benchmark_imp's IF neuron with and without a learnable per-neuron u0."""
     import snnfast
 
     args, device, dtype = bench.args, bench.device, bench.dtype
@@ -272,7 +252,7 @@ def section_imp(bench):
     Ns = [2**4, 2**6] if args.dry_run else [2**8, 2**12, 2**16, 2**20]
     table = bench.table(
         "c", "(c) IMP overhead: IF neuron, input (T, N) as [T, 1, N], with and without a "
-        "learnable per-neuron u0",
+        f"learnable per-neuron u0; neuron: {benchmark.describe_neuron(**benchmark_imp.NEURON)}",
         ["T", "N", "IF fwd us", "IF+IMP fwd us", "IMP overhead fwd", "IF fwd+bwd us",
          "IF+IMP fwd+bwd us", "IMP overhead fwd+bwd"])
     sizes = [(N, T) for N in Ns for T in Ts]
@@ -283,7 +263,7 @@ def section_imp(bench):
         u0 = torch.nn.Parameter(0.5 * torch.rand(N, device=device))
 
         def if_neuron(x, u0=None):
-            return snnfast.lif(x, 1.0, reset="soft", u0=u0, surrogate="rectangle")
+            return snnfast.lif(x, **benchmark_imp.NEURON, u0=u0)
 
         def imp_neuron(x):
             u0.grad = None
@@ -318,9 +298,8 @@ def section_shd(bench):
         ours_bwd = seconds_per_call(snnfast_backward_only(x.detach(), grad), device, args)
         ours_both = seconds_per_call(forward_backward(snnfast_lif, x, grad), device, args)
         sj_both = bench.peer(lambda: seconds_per_call(forward_backward(bench.sj, x, grad), device, args))
-        copy = copy_seconds(x.detach(), args)
+        copy_bw = copy_bandwidth(x, args)
         fwd_bytes, bwd_bytes = bytes_moved(x.numel(), dtype)
-        copy_bw = copy_bandwidth(x.numel(), dtype, copy)
         table.add([
             T, f"{B}x{N}", ms(ours_fwd), ms(ours_bwd), ms(ours_both), ms(sj_both),
             ratio(sj_both, ours_both), gbps(copy_bw), gbps(fwd_bytes / ours_fwd),
@@ -345,13 +324,13 @@ def section_recurrent(bench):
         B, Ns, Ts, rounds = 64, [64, 200, 512, 1024], [100, 1000], 3
     table = bench.table(
         "e", "(e) snnfast.recurrent_lif vs the per-step PyTorch loop (nn.Linear + neuron step), "
-        "float32, rectangle surrogate",
+        f"float32, best of the rounds; neuron: {benchmark.describe_neuron(**bench_recurrent.NEURON)}",
         ["B", "N", "T", "loop fwd+bwd ms", "recurrent_lif fwd+bwd ms", "speed-up", "spike rate",
          "spikes differing"])
     sizes = [(N, T) for T in Ts for N in Ns]
     for k, (N, T) in enumerate(sizes):
         bench.before_row(f"{k} of {len(sizes)} sizes")
-        loop_ms, fused_ms, rate, mismatch = bench_recurrent.bench(device.type, B, N, T, rounds)
+        (loop_ms, _), (fused_ms, _), rate, mismatch = bench_recurrent.bench(device.type, B, N, T, rounds)
         table.add([B, N, T, f"{loop_ms:.2f}", f"{fused_ms:.2f}", f"{loop_ms / fused_ms:.1f}x",
                    f"{rate:.2f}", f"{mismatch:.1e}"])
         release(device)
@@ -548,21 +527,20 @@ def markdown_table(headers, rows):
 
 
 def describe(device, args, sj_status, command):
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        name = f"{props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
-    else:
-        name = f"CPU ({platform.processor() or platform.machine()}), dry run"
+    name = benchmark.machine(device)
+    if device.type != "cuda":
+        name = f"CPU ({name}), dry run"
     lines = [
         "# snnfast on CUDA: benchmarks",
         "",
         f"- Device: {name}",
         f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- Command: `{command}`",
-        f"- torch {torch.__version__}, dtype {args.dtype}; times are medians of "
-        f"{args.repeats} repeats of {args.iters} calls after {args.warmup} warm-up calls",
-        f"- Neuron: LIF, beta = {BETA} (SpikingJelly LIFNode tau = {TAU}, decay_input=False), "
-        f"hard reset to 0, threshold 1, sigmoid surrogate k = {SURROGATE_K}",
+        f"- Load average at the start: {benchmark.load_average()}",
+        f"- dtype {args.dtype}; times are medians of {args.repeats} samples of at least "
+        f"{args.min_sample_ms:g} ms (one call at the least) after {args.warmup} warm-up calls",
+        f"- Neuron (sections a, b, d): {benchmark.describe_neuron(**NEURON)} (SpikingJelly LIFNode "
+        f"tau = {benchmark.TAU:g}, decay_input=True); (c) and (e) name their own",
     ]
     if sj_status is None:
         from importlib import metadata
@@ -584,7 +562,7 @@ def main(argv=None):
     sections = selected_sections(args.sections)
     if args.dry_run:
         device = torch.device("cpu")
-        args.warmup, args.iters, args.repeats = 1, 2, 2
+        args.warmup, args.min_sample_ms, args.repeats = 1, 1.0, 2
     else:
         if not torch.cuda.is_available():
             sys.exit("bench_cuda.py needs a CUDA GPU (or --dry-run)")

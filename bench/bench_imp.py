@@ -7,7 +7,7 @@ T in {2, 4, 8, 16, 32}, N in {2^8, 2^12, 2^16, 2^20}, snnfast beside SpikingJell
 """
 import sys
 
-from snnfast import benchmark_imp
+from snnfast.utils import benchmark_imp
 
 if __name__ == "__main__":
     benchmark_imp.main(sys.argv[1:])

@@ -7,7 +7,7 @@ The peers are timed when installed (see install.sh). Paste the table into docs/b
 """
 import sys
 
-from snnfast import benchmark
+from snnfast.utils import benchmark
 
 if __name__ == "__main__":
     benchmark.main(["--full"] + sys.argv[1:])

@@ -8,17 +8,19 @@ memory and for the same network built from SpikingJelly 2.0 modules.
 
 The network: Linear(700, 256) -> LIF -> Linear(256, 20) -> LIF, the output spikes averaged
 over time as logits of a cross-entropy loss (rate readout); B = 32; the input is Bernoulli
-spikes (p = 0.1), as an event dataset such as SHD gives. The neuron is SpikingJelly's default
-LIFNode (tau = 2, decay_input, v_reset = 0, sigmoid surrogate with alpha = 4), in snnfast's
-terms beta = alpha = 0.5, hard reset. A step is forward, loss, backward and an SGD update.
+spikes (p = 0.1), as an event dataset such as SHD gives. The neuron is every LIF benchmark's
+(snnfast.utils.benchmark.NEURON): SpikingJelly's default LIFNode (tau = 2, decay_input,
+v_reset = 0, sigmoid surrogate), in snnfast's terms beta = alpha = 0.5, hard reset, sharpness
+4. A step is forward, loss, backward and an SGD update.
 
-Bytes saved: snnfast.memory.SavedTensorBytes around the network's forward pass (each storage
+Bytes saved: snnfast.utils.memory.SavedTensorBytes around the network's forward pass (each storage
 once, parameters included). Peak: each configuration runs in a fresh subprocess, which does
 one warm-up step at T = 20, resets the peak, and reports the peak RSS of the measured step
 above the RSS before it (model, optimizer and the input already allocated); glibc is told to
 return freed memory at once (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) so that RSS
 follows what is live. On a GPU the CUDA allocator's peak is reported instead. Time: all the
-ways run side by side in one process per T, interleaved, median of the rounds.
+ways run side by side in one process per T, interleaved (snnfast.utils.benchmark's timer),
+median of the rounds.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,13 +42,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import snnfast  # noqa: E402
-from snnfast import memory  # noqa: E402
+from snnfast.utils import benchmark, memory  # noqa: E402
 
 IN, HIDDEN, OUT = 700, 256, 20
 B = 32
 INPUT_RATE = 0.1
-TAU = 2.0
-NEURON = dict(beta=1 - 1 / TAU, alpha=1 / TAU, surrogate="sigmoid")
+NEURON = benchmark.NEURON
 # The default nn.Linear initialisation scaled up so that the neurons fire (hidden about 7%,
 # output about 2% of the steps at T = 1000): the bf16 error and the checks need activity.
 GAINS = (7.0, 6.0)
@@ -130,7 +130,8 @@ class SpikingJellyMLP(nn.Module):
         from spikingjelly.activation_based import layer, neuron, surrogate
 
         def lif():
-            return neuron.LIFNode(tau=TAU, step_mode="m", surrogate_function=surrogate.Sigmoid(alpha=4.0))
+            return neuron.LIFNode(tau=benchmark.TAU, step_mode="m",
+                                  surrogate_function=surrogate.Sigmoid(alpha=benchmark.SHARPNESS))
 
         self.net = nn.Sequential(layer.Linear(IN, HIDDEN, step_mode="m"), lif(),
                                  layer.Linear(HIDDEN, OUT, step_mode="m"), lif())
@@ -218,20 +219,15 @@ def time_side_by_side(ways, T: int, device: str, rounds: int) -> dict:
     """Median seconds per training step of each way, interleaved in one process."""
     x, labels = make_input(T)
     x, labels = x.to(device), labels.to(device)
-    setups = {}
+    steps = []
     for way in ways:
         model = build(way, T).to(device)
-        setups[way] = (model, torch.optim.SGD(model.parameters(), lr=1e-3))
-        train_step(way, *setups[way], x[:20], labels)  # warm-up
-    times = {way: [] for way in ways}
-    for _ in range(rounds):
-        for way in ways:
-            start = time.perf_counter()
-            train_step(way, *setups[way], x, labels)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times[way].append(time.perf_counter() - start)
-    return {way: statistics.median(t) for way, t in times.items()}
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        train_step(way, model, optimizer, x[:20], labels)  # warm-up at a short T
+        steps.append(lambda way=way, model=model, optimizer=optimizer: train_step(way, model, optimizer, x, labels))
+    # One step per sample; the untimed first call of interleaved_times warms each way at T.
+    times = benchmark.interleaved_times(steps, torch.device(device), rounds, warmup=1, min_sample_s=0.0)
+    return {way: statistics.median(t) for way, t in zip(ways, times)}
 
 
 def check(T: int) -> None:
@@ -268,7 +264,7 @@ def bf16_flips(x, weights) -> None:
     spike_flips = ((rounded >= 1.0) != (h >= 1.0)).double().mean().item()
     window_flips = (((rounded - 1).abs() < 0.5) != ((h - 1).abs() < 0.5)).double().mean().item()
     for way, keep in (("keep_branches=False", False), ("keep_branches=True", True)):
-        trace = snnfast.lowmem.to_bfloat16_keeping_branches(h, torch.tensor(1.0), snnfast.surrogate.Rectangle()) \
+        trace = snnfast.longseq.bptt.to_bfloat16_keeping_branches(h, torch.tensor(1.0), snnfast.surrogate.Rectangle()) \
             if keep else h.to(torch.bfloat16)
         back = trace.float()
         flips = ((back >= 1.0) != (h >= 1.0)).double().mean().item()
@@ -292,8 +288,11 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--replot", nargs="+", metavar="JSON", help="only draw --plot from these --json files")
+    parser.add_argument("--quick", action="store_true", help="T = 50, one round: a smoke run")
     parser.add_argument("--one", nargs=2, metavar=("WAY", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.T, args.rounds = [50], 1
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one:
@@ -307,9 +306,9 @@ def main(argv=None) -> None:
             check(T)
         return
 
-    print(f"# {datetime.date.today()} {platform.node()} {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}, "
-          f"load average at start {os.getloadavg()[0]:.1f}")
+    print(f"# {datetime.date.today()} {benchmark.machine(args.device)}, device {args.device}, "
+          f"load average at start {benchmark.load_average()}")
+    print(f"# Neuron: {benchmark.describe_neuron(**NEURON)}")
     print(f"# python bench/bench_memory.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     results = []
     for T in args.T:

@@ -177,6 +177,19 @@ void check_given(const char* op, const char* name, const std::optional<at::Tenso
   TORCH_CHECK(!needed || t.has_value(), op, ": ", name, " must be given for ", needed_for);
 }
 
+void check_saved_trace(const char* op, const at::Tensor& membrane, SequenceShape shape,
+                       const at::Tensor& grad_spikes,
+                       const std::optional<at::Tensor>& grad_membrane,
+                       const std::optional<at::Tensor>& grad_u_last,
+                       const std::optional<at::Tensor>& x, bool need_alpha) {
+  check_membrane(op, membrane, grad_spikes, shape);
+  check_like(op, "grad_spikes", grad_spikes, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_membrane", grad_membrane, membrane.sizes(), "membrane's", membrane);
+  check_like(op, "grad_u_last", grad_u_last, membrane.sizes().slice(1), "the state's", membrane);
+  check_like(op, "x", x, membrane.sizes(), "membrane's", membrane, grad_spikes.scalar_type());
+  check_given(op, "x", x, need_alpha, "the gradient of alpha");
+}
+
 void check_recurrent_weights(const char* op, const at::Tensor& V, const at::Tensor& sequence,
                              const char* sequence_name) {
   const int64_t N = sequence.size(2);
@@ -194,6 +207,15 @@ at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   at::Tensor out = output_cache::empty(sizes, options);
   if (poison_outputs()) out.fill_(std::numeric_limits<double>::quiet_NaN());
   return out;
+}
+
+at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t, at::ScalarType dtype) {
+  return t.has_value() ? t->to(dtype).contiguous() : at::Tensor();
+}
+
+at::Tensor reduce_to_u0(const at::Tensor& grad_state, const at::Tensor& u0,
+                        at::IntArrayRef state_shape) {
+  return grad_state.view(state_shape).sum_to_size(u0.sizes()).to(u0.options());
 }
 
 at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
@@ -215,6 +237,8 @@ at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
   return g.to(param.options());
 }
 
+namespace {
+
 NeuronParams neuron_params(const char* op, const at::Tensor& x, const at::Tensor& beta,
                            const at::Tensor& alpha, const at::Tensor& threshold,
                            const std::optional<at::Tensor>& u0, int64_t B) {
@@ -233,17 +257,56 @@ NeuronOptions neuron_options(const char* op, const std::string& reset, double v_
           surrogate_param};
 }
 
-void fill_neuron(LIFParams& p, const NeuronParams& np, const NeuronOptions& options) {
+}  // namespace
+
+Neuron neuron_args(const char* op, const at::Tensor& sequence, const at::Tensor& beta,
+                   const at::Tensor& alpha, const at::Tensor& threshold,
+                   const std::optional<at::Tensor>& u0, const std::string& reset,
+                   double v_reset, bool detach_reset, const std::string& surrogate,
+                   double surrogate_param) {
+  // The options first: a bad reset or surrogate fails before any tensor is made.
+  NeuronOptions options =
+      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
+  return {options, neuron_params(op, sequence, beta, alpha, threshold, u0, sequence.size(1))};
+}
+
+void set_params_fwd(LIFParams& p, const Neuron& neuron, const at::Tensor& sequence,
+                    const at::Tensor& x, const at::Tensor& spikes, const at::Tensor& membrane,
+                    const at::Tensor& u_last) {
+  p.T = sequence.size(0);
+  p.B = sequence.size(1);
+  p.N = c10::multiply_integers(neuron_shape(sequence));
+  const NeuronOptions& options = neuron.options;
   p.reset = options.reset;
   p.v_reset = options.v_reset;
   p.detach_reset = options.detach_reset;
   p.surrogate = options.surrogate;
   p.surrogate_param = options.surrogate_param;
+  const NeuronParams& np = neuron.params;
   p.beta = np.beta.data_ptr();
   p.alpha = np.alpha.data_ptr();
   p.threshold = np.threshold.data_ptr();
   p.u0 = np.u0.values.data_ptr();
   p.u0_batch_stride = np.u0.batch_stride;
+  p.x = ptr(x);
+  p.spikes = ptr(spikes);
+  p.membrane = ptr(membrane);
+  p.u_last = ptr(u_last);
+}
+
+void set_params_bwd(LIFParams& p, const Neuron& neuron, const at::Tensor& membrane,
+                    const at::Tensor& x, const at::Tensor& grad_spikes,
+                    const at::Tensor& grad_membrane, const at::Tensor& grad_u_last,
+                    const at::Tensor& grad_x, const ParamPartials& partials) {
+  set_params_fwd(p, neuron, membrane, x, at::Tensor(), membrane, at::Tensor());
+  p.grad_spikes = ptr(grad_spikes);
+  p.grad_membrane = ptr(grad_membrane);
+  p.grad_u_last = ptr(grad_u_last);
+  p.grad_x = ptr(grad_x);
+  p.grad_beta = ptr(partials.beta);
+  p.grad_alpha = ptr(partials.alpha);
+  p.grad_threshold = ptr(partials.threshold);
+  p.grad_u0 = ptr(partials.u0);
 }
 
 }  // namespace snnfast

@@ -19,17 +19,30 @@
 namespace snnfast {
 namespace {
 
-LIFParams sizes_and_neuron(int64_t T, int64_t B, int64_t N, const NeuronParams& np,
-                           const NeuronOptions& options) {
-  LIFParams p;
-  p.T = T;
-  p.B = B;
-  p.N = N;
-  fill_neuron(p, np, options);
-  return p;
+// The recurrent op's additions to the LIFParams setters of neuron_glue.h.
+void set_recurrent_params_fwd(RecurrentLIFParams& p, const Neuron& neuron, const at::Tensor& x,
+                              const at::Tensor& spikes, const at::Tensor& membrane,
+                              const at::Tensor& u_last, const at::Tensor& V,
+                              const at::Tensor& recurrent) {
+  set_params_fwd(p, neuron, x, x, spikes, membrane, u_last);
+  p.V = V.data_ptr();
+  p.recurrent = recurrent.data_ptr();
 }
 
-void* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+void set_recurrent_params_bwd(RecurrentLIFParams& p, const Neuron& neuron,
+                              const at::Tensor& membrane, const at::Tensor& x,
+                              const at::Tensor& grad_spikes, const at::Tensor& grad_membrane,
+                              const at::Tensor& grad_x, const ParamPartials& partials,
+                              const at::Tensor& V, const at::Tensor& grad_recurrent,
+                              const at::Tensor& grad_h, const at::Tensor& grad_u) {
+  // grad_u_last is folded into grad_u, where the kernels start from.
+  set_params_bwd(p, neuron, membrane, x, grad_spikes, grad_membrane, at::Tensor(), grad_x,
+                 partials);
+  p.V = V.data_ptr();
+  p.grad_recurrent = grad_recurrent.data_ptr();
+  p.grad_h = ptr(grad_h);
+  p.grad_u = grad_u.data_ptr();
+}
 
 // Runs loop(b0, b1) over blocks of batch rows: on the CPU's threads when the device asks
 // for it and there is enough work, else once over all rows. See recurrent_lif.h.
@@ -59,32 +72,24 @@ RecurrentForwardResult recurrent_lif_forward(
   constexpr const char* op = "snnfast.recurrent_lif";
   check_input(op, x_in, SequenceShape::TBN);
   check_recurrent_weights(op, V_in, x_in, "x");
-  const NeuronOptions neuron =
-      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
   const c10::DeviceGuard device_guard(x_in.device());  // the kernels launch on the current device
   const at::ScalarType acc = acc_type(x_in.scalar_type());
   const at::Tensor x = x_in.to(acc).contiguous();
   const at::Tensor V = V_in.to(acc).contiguous();
+  const Neuron neuron = neuron_args(op, x, beta, alpha, threshold, u0, reset, v_reset,
+                                    detach_reset, surrogate, surrogate_param);
   const int64_t T = x.size(0), B = x.size(1), N = x.size(2);
-  const NeuronParams np = neuron_params(op, x, beta, alpha, threshold, u0, B);
   const auto options = x.options();
-
   at::Tensor spikes = new_output(x.sizes(), options);
   at::Tensor membrane = new_output(x.sizes(), options);
   at::Tensor u_last = new_output({B, N}, options);
   at::Tensor recurrent = at::zeros({B, N}, options);  // o_0 V^T = 0
 
   RecurrentLIFParams p;
-  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, neuron);
-  p.x = x.data_ptr();
-  p.spikes = spikes.data_ptr();
-  p.membrane = membrane.data_ptr();
-  p.u_last = u_last.data_ptr();
-  p.V = V.data_ptr();
-  p.recurrent = recurrent.data_ptr();
-
+  set_recurrent_params_fwd(p, neuron, x, spikes, membrane, u_last, V, recurrent);
   if (T == 0) {
-    u_last.copy_(np.u0.values.view({np.u0.batch_stride == 0 ? 1 : B, N}).expand({B, N}));
+    const InitialState& u0_values = neuron.params.u0;
+    u_last.copy_(u0_values.values.view({u0_values.batch_stride == 0 ? 1 : B, N}).expand({B, N}));
   } else if (B * N > 0 &&
              !(kernels.forward_sequence != nullptr && kernels.forward_sequence(p, acc))) {
     const at::Tensor V_t = V.t();
@@ -112,33 +117,28 @@ RecurrentBackwardResult recurrent_lif_backward(
              need_alpha = output_mask[3], need_threshold = output_mask[4],
              need_u0 = output_mask[5] && u0.has_value();
   const at::ScalarType dtype = grad_spikes_in.scalar_type();
-  check_membrane(op, membrane, grad_spikes_in, SequenceShape::TBN);
-  check_like(op, "grad_spikes", grad_spikes_in, membrane.sizes(), "membrane's", membrane);
-  check_like(op, "grad_membrane", grad_membrane_in, membrane.sizes(), "membrane's", membrane);
-  check_like(op, "grad_u_last", grad_u_last_in, membrane.sizes().slice(1), "the state's", membrane);
+  check_saved_trace(op, membrane, SequenceShape::TBN, grad_spikes_in, grad_membrane_in,
+                    grad_u_last_in, x_in, need_alpha);
   check_like(op, "spikes", spikes_in, membrane.sizes(), "membrane's", membrane, dtype);
-  check_like(op, "x", x_in, membrane.sizes(), "membrane's", membrane, dtype);
-  check_given(op, "x", x_in, need_alpha, "the gradient of alpha");
   check_given(op, "spikes", spikes_in, need_V || need_alpha, "the gradients of V and alpha");
   check_recurrent_weights(op, V_in, membrane, "membrane");
-  const NeuronOptions neuron =
-      neuron_options(op, reset, v_reset, detach_reset, surrogate, surrogate_param);
   const c10::DeviceGuard device_guard(membrane.device());
+  const Neuron neuron = neuron_args(op, membrane, beta, alpha, threshold, u0, reset, v_reset,
+                                    detach_reset, surrogate, surrogate_param);
   const int64_t T = membrane.size(0), B = membrane.size(1), N = membrane.size(2);
   const at::ScalarType acc = membrane.scalar_type();
-  const NeuronParams np = neuron_params(op, membrane, beta, alpha, threshold, u0, B);
   const auto options = membrane.options();
   const at::Tensor grad_spikes = grad_spikes_in.to(acc).contiguous();
-  at::Tensor grad_membrane, x;
-  if (grad_membrane_in.has_value()) grad_membrane = grad_membrane_in->to(acc).contiguous();
-  if (need_alpha) x = x_in->to(acc).contiguous();
+  const at::Tensor grad_membrane = contiguous_or_undefined(grad_membrane_in, acc);
+  const at::Tensor x = need_alpha ? x_in->to(acc).contiguous() : at::Tensor();
   const at::Tensor V = V_in.to(acc).contiguous();
 
   at::Tensor grad_x = new_output({T, B, N}, options);  // g_I: always, see recurrent.h
   at::Tensor grad_h = need_alpha ? new_output({T, B, N}, options) : at::Tensor();
   auto partial = [&](bool needed) { return needed ? at::zeros({B, N}, options) : at::Tensor(); };
-  at::Tensor grad_beta = partial(need_beta), grad_alpha = partial(need_alpha),
-             grad_threshold = partial(need_threshold);
+  // The kernels accumulate (+=) into the partial sums.
+  const ParamPartials partials{partial(need_beta), partial(need_alpha), partial(need_threshold),
+                               at::Tensor()};
   // g_u: from the final state at t = T, the gradient of u0 once the loop is done.
   at::Tensor grad_u = grad_u_last_in.has_value()
                           ? grad_u_last_in->to(acc).reshape({B, N}).clone(at::MemoryFormat::Contiguous)
@@ -146,20 +146,8 @@ RecurrentBackwardResult recurrent_lif_backward(
   at::Tensor grad_recurrent = at::zeros({B, N}, options);  // nothing reaches o_T through V
 
   RecurrentLIFParams p;
-  static_cast<LIFParams&>(p) = sizes_and_neuron(T, B, N, np, neuron);
-  p.membrane = membrane.data_ptr();
-  p.x = ptr(x);
-  p.grad_spikes = grad_spikes.data_ptr();
-  p.grad_membrane = ptr(grad_membrane);
-  p.grad_x = grad_x.data_ptr();
-  p.grad_beta = ptr(grad_beta);
-  p.grad_alpha = ptr(grad_alpha);
-  p.grad_threshold = ptr(grad_threshold);
-  p.grad_u0 = grad_u.data_ptr();
-  p.V = V.data_ptr();
-  p.grad_recurrent = grad_recurrent.data_ptr();
-  p.grad_h = ptr(grad_h);
-
+  set_recurrent_params_bwd(p, neuron, membrane, x, grad_spikes, grad_membrane, grad_x, partials,
+                           V, grad_recurrent, grad_h, grad_u);
   if (T > 0 && B * N > 0 &&
       !(kernels.backward_sequence != nullptr && kernels.backward_sequence(p, acc))) {
     for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
@@ -179,19 +167,17 @@ RecurrentBackwardResult recurrent_lif_backward(
                   spikes_in->to(acc).narrow(0, 0, T - 1).reshape({rows, N}));
   };
   const at::IntArrayRef F = membrane.sizes().slice(2);
-  auto empty = [&] { return at::empty({0}, options); };
-  at::Tensor grad_alpha_out = empty();
+  at::Tensor grad_alpha = no_gradient(membrane);
   if (need_alpha) {
     const at::Tensor recurrent_part = (V * times_previous_spikes(grad_h)).sum(1).view({1, N});
-    grad_alpha_out = reduce_to_param(grad_alpha.sum(0, true) + recurrent_part, alpha, F);
+    grad_alpha = reduce_to_param(partials.alpha.sum(0, true) + recurrent_part, alpha, F);
   }
-  return {need_x ? grad_x.to(dtype) : empty(),
-          need_V ? times_previous_spikes(grad_x).to(V_in.scalar_type()) : empty(),
-          need_beta ? reduce_to_param(grad_beta, beta, F) : empty(),
-          grad_alpha_out,
-          need_threshold ? reduce_to_param(grad_threshold, threshold, F) : empty(),
-          need_u0 ? grad_u.view({B, N}).sum_to_size(u0->sizes()).to(u0->options())
-                  : empty()};
+  return {need_x ? grad_x.to(dtype) : no_gradient(membrane),
+          need_V ? times_previous_spikes(grad_x).to(V_in.scalar_type()) : no_gradient(membrane),
+          need_beta ? reduce_to_param(partials.beta, beta, F) : no_gradient(membrane),
+          grad_alpha,
+          need_threshold ? reduce_to_param(partials.threshold, threshold, F) : no_gradient(membrane),
+          need_u0 ? reduce_to_u0(grad_u, *u0, {B, N}) : no_gradient(membrane)};
 }
 
 SNNFAST_LIBRARY_FRAGMENT(m) {

@@ -1,8 +1,11 @@
 """snnfast: fused spiking-neuron kernels for PyTorch."""
-from . import reference, surrogate
-from .ops import lif
-from .recurrent import recurrent_lif
-from .lowmem import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
+from . import _moved
+
+_moved.install()  # the old module paths (snnfast.lowmem, snnfast.reference, ...) keep importing
+
+from . import surrogate
+from .ops import lif, recurrent_lif, reference
+from .longseq import lif_checkpointed, lif_saved_bf16, run_chunked, truncated_backward
 from . import losses, models, nn
 from ._convert import convert
 from .nir import from_nir, to_nir
@@ -12,3 +15,7 @@ __all__ = [
     "lif_checkpointed", "lif_saved_bf16", "run_chunked", "truncated_backward",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    return _moved.old_attribute(name)

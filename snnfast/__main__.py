@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "bench": ("snnfast.benchmark", "time the fused op against the reference loop and the peers"),
+    "bench": ("snnfast.utils.benchmark", "time the fused op against the reference loop and the peers"),
     "study": ("snnfast.train.study", "the papers' studies (snnfast study xor|imp-patterns|losses|dalif-ablation|leakage|firing|generalization [--quick])"),
     "train": ("snnfast.train.cli", "train a setup of Tables 4 and 5 (snnfast train SETUP [flags])"),
 }

@@ -36,7 +36,7 @@ def _surrogate(sj_surrogate, function):
 
 
 def _reset_options(node) -> dict:
-    """SpikingJelly's hard reset to v_reset starts at v = v_reset; in the shifted membrane
+    """SpikingJelly's hard reset to v_reset starts at v = v_reset; in the shifted state
     u = v - v_reset it is a hard reset to 0 from 0 with the threshold v_threshold - v_reset, and
     its charge (v + (x - (v - v_reset)) / tau, or v + x for IF) is h = beta u + alpha x."""
     if node.v_reset is None:
@@ -77,18 +77,19 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
     """Replaces SpikingJelly LIFNode, IFNode and ParametricLIFNode modules with snnfast layers
     that give the same spikes and the same gradients.
 
-    Mapping (shared/design/neuron-spec.md): LIFNode(tau) -> LIF(beta = 1 - 1/tau, alpha = 1/tau
+    Mapping (docs/neuron.md): LIFNode(tau) -> LIF(beta = 1 - 1/tau, alpha = 1/tau
     with decay_input=True else 1); IFNode -> IF; ParametricLIFNode(w) -> LIF(leak="learnable")
     with beta_raw = -w, since SpikingJelly's beta = 1 - sigmoid(w) = sigmoid(-w): the gradient of
     beta_raw is minus that of w. v_reset=None -> reset="soft"; a hard reset to v_reset becomes a
-    hard reset to 0 with threshold v_threshold - v_reset (the same neuron, its membrane shifted by
-    v_reset). Surrogates: Sigmoid(alpha) -> Sigmoid(alpha), ATan(alpha) -> ATan(alpha),
+    hard reset to 0 with threshold v_threshold - v_reset (the same neuron, its membrane and state
+    shifted by v_reset). Surrogates (SpikingJelly's alpha is a sharpness or an inverse width): Sigmoid(alpha) ->
+    Sigmoid(sharpness=alpha), ATan(alpha) -> ATan(sharpness=alpha),
     PiecewiseQuadratic(alpha) -> Triangle(1/alpha), Rect(alpha) -> Rectangle(1/alpha).
 
-    Like the SpikingJelly modules, the new layers carry their membrane from one call to the next
+    Like the SpikingJelly modules, the new layers carry their state from one call to the next
     until reset (stateful=True; SpikingJelly's functional.reset_net resets them too); pass
     stateful=False for layers that start every call from rest. Both step modes are kept.
-    Convert a model whose neurons are at rest: a membrane held by a SpikingJelly module is not
+    Convert a model whose neurons are at rest: a state held by a SpikingJelly module is not
     carried over. Modules that cannot be mapped are left in place and named in one warning.
 
     Args:
@@ -139,7 +140,7 @@ def convert(model: nn.Module, inplace: bool = False, *, stateful: bool = True) -
 
 
 def _copy_at_rest(model: nn.Module) -> nn.Module:
-    """copy.deepcopy(model), where the membranes a forward in grad mode left in the modules
+    """copy.deepcopy(model), where the states a forward in grad mode left in the modules
     (SpikingJelly's v, the state of snnfast's stateful layers) are copied detached: autograd
     cannot copy a tensor that is not a leaf, and the copy has no use for the graph."""
     memo = {}

@@ -68,11 +68,9 @@ def build() -> None:
 
 def _register_fakes() -> None:
     # The twins' meta kernels are snnfast's, for opcheck and torch.compile under the mode.
-    from snnfast import ops, recurrent
+    from snnfast.ops import _fused
 
-    for name in ("lif", "lif_backward", "recurrent_lif", "recurrent_lif_backward"):
-        fake = getattr(ops, f"_fake_{name}", None) or getattr(recurrent, f"_fake_{name}")
-        torch.library.register_fake(f"snnfast_emulated::{name}")(fake)
+    _fused.register_fakes("snnfast_emulated")
 
 
 def set_device(multiprocessors: int, shared_memory_per_block: int) -> None:

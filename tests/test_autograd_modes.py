@@ -128,7 +128,7 @@ def gradient_sum(op, s, recurrent=False):
 
 @pytest.mark.parametrize("recurrent", [False, True])
 def test_surrogate_subclass_with_its_own_derivative_is_honoured(recurrent, monkeypatch):
-    monkeypatch.setattr(snnfast.ops, "_warned", set())
+    monkeypatch.setattr(snnfast.ops._fused, "_warned", set())
     lif = snnfast.recurrent_lif if recurrent else snnfast.lif
     ref = reference.recurrent_lif if recurrent else reference.lif
     with pytest.warns(UserWarning, match="DoubledRectangle defines its own derivative"):

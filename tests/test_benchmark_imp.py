@@ -3,7 +3,8 @@ of the times it measured, and its command line checks what it is given."""
 import pytest
 import torch
 
-from snnfast import benchmark, benchmark_imp, reference
+from snnfast import reference
+from snnfast.utils import benchmark, benchmark_imp
 from snnfast.surrogate import Sigmoid
 
 CPU = torch.device("cpu")

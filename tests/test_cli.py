@@ -6,9 +6,10 @@ import csv
 import pytest
 import torch
 
-from snnfast import __version__, benchmark
+from snnfast import __version__
+from snnfast.utils import benchmark
 from snnfast.__main__ import main as snnfast_main
-from snnfast.train import cli, hooks, study
+from snnfast.train import builders, cli, study
 from test_train import StandInNet, mean_ce
 
 
@@ -71,8 +72,8 @@ def train(tmp_path, monkeypatch, capsys):
     (run, out folder), where run(*flags) gives (exit status, what it printed)."""
     real_data = cli.xor.train_and_test
     monkeypatch.setattr(cli.xor, "train_and_test", lambda batch_size, batches, seed: real_data(batch_size, 2, seed))
-    monkeypatch.setattr(hooks, "build_model", lambda setup, args: StandInNet(features=20, classes=2))
-    monkeypatch.setattr(hooks, "build_loss", lambda setup, args: mean_ce)
+    monkeypatch.setattr(builders, "build_model", lambda setup, args: StandInNet(features=20, classes=2))
+    monkeypatch.setattr(builders, "build_loss", lambda setup, args: mean_ce)
     out = tmp_path / "run"
 
     def run(*flags):

@@ -8,7 +8,7 @@ import torch
 
 from snnfast import losses
 from snnfast.nn import DALIF, LIF
-from snnfast.train import cli, get_setup, hooks, paper_setups
+from snnfast.train import builders, cli, get_setup, paper_setups
 from snnfast.train.config import PAPER_SETUPS, SETUPS
 from snnfast.train.paper_setups import PaperSetup, WarmupCosine
 from snnfast.train.trainer import Trainer
@@ -22,8 +22,8 @@ def neurons(model):
 def test_every_paper_setup_trains_one_step_at_its_real_shape(name):
     setup = PAPER_SETUPS[name]
     torch.manual_seed(0)
-    model = hooks.build_model(setup)
-    loss_fn = hooks.build_loss(setup)
+    model = builders.build_model(setup)
+    loss_fn = builders.build_loss(setup)
     optimizer = paper_setups.build_optimizer(setup, model)
     layers = neurons(model)
     assert layers and all(n.threshold == setup.threshold and n.reset_mode == setup.reset for n in layers)
@@ -82,7 +82,7 @@ def test_the_papers_hyper_parameters():
 
 def test_parameter_groups_keep_weight_decay_off_bn_biases_imp_and_decays():
     setup = get_setup("imp_cifar10dvs_48_t10")
-    model = hooks.build_model(setup)
+    model = builders.build_model(setup)
     decay, no_decay = paper_setups.parameter_groups(model, 5e-4)
     ids = {id(p) for p in decay["params"]}
     layers = neurons(model)
@@ -91,7 +91,7 @@ def test_parameter_groups_keep_weight_decay_off_bn_biases_imp_and_decays():
     assert all(id(m.weight) not in ids for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (5e-4, 0.0)
-    dalif = hooks.build_model(get_setup("dalif_resnet20_cifar10"))
+    dalif = builders.build_model(get_setup("dalif_resnet20_cifar10"))
     ids = {id(p) for p in paper_setups.parameter_groups(dalif, 5e-4)[0]["params"]}
     assert all(id(n.alpha_raw) not in ids and id(n.beta_raw) not in ids for n in neurons(dalif))
 
@@ -122,7 +122,7 @@ def test_unknown_optimizer_and_schedule_raise():
     with pytest.raises(ValueError, match="schedule must be one of"):
         paper_setups.build_scheduler(setup.replace(schedule="step"), torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="--recurrent"):
-        hooks.build_model(setup.replace(recurrent=True))
+        builders.build_model(setup.replace(recurrent=True))
 
 
 def _tiny_run(tmp_path, epochs, resume):

@@ -9,7 +9,7 @@ import torch
 import snnfast
 from snnfast.data import xor
 from snnfast.nn import DALIF, LIF, LeakyReadout, RecurrentLIF
-from snnfast.train import SETUPS, cli, get_setup, hooks, study
+from snnfast.train import SETUPS, builders, cli, get_setup, study
 
 
 def neurons(model, kind=None):
@@ -28,7 +28,7 @@ INPUTS = {
 def test_every_setup_builds_its_network(name):
     setup = SETUPS[name]
     torch.manual_seed(0)
-    model = hooks.build_model(setup)
+    model = builders.build_model(setup)
     x = (torch.rand(2, 1, *INPUTS[name]) < 0.3).float()
     out = model(x)
     assert out.shape == (2, 1, setup.num_classes)
@@ -50,28 +50,28 @@ def test_every_setup_builds_its_network(name):
     ({"imp": True}, lambda n: n.imp),
 ])
 def test_variant_flags_reach_every_neuron(changes, check):
-    model = hooks.build_model(get_setup("shd", **changes))
+    model = builders.build_model(get_setup("shd", **changes))
     model(torch.rand(3, 2, 700))
     assert all(check(n) for n in neurons(model))
 
 
 def test_recurrent_and_dalif_variants():
-    model = hooks.build_model(get_setup("shd", recurrent=True))
+    model = builders.build_model(get_setup("shd", recurrent=True))
     assert len(neurons(model, RecurrentLIF)) == 1  # the hidden layer; the output stays feed-forward
-    model = hooks.build_model(get_setup("mnist", dalif=True))
+    model = builders.build_model(get_setup("mnist", dalif=True))
     assert neurons(model) and all(isinstance(n, DALIF) for n in neurons(model))
-    model = hooks.build_model(get_setup("xor", dalif=True, imp=True))
+    model = builders.build_model(get_setup("xor", dalif=True, imp=True))
     assert isinstance(model.layers[1], DALIF) and model.layers[1].imp
     assert model(torch.rand(4, 2, 20)).shape == (4, 2, 2)
     with pytest.raises(ValueError, match="cifar10"):
-        hooks.build_model(get_setup("cifar10", recurrent=True))
+        builders.build_model(get_setup("cifar10", recurrent=True))
     with pytest.raises(ValueError, match="--dalif and --recurrent"):
-        hooks.build_model(get_setup("mnist", dalif=True, recurrent=True))
+        builders.build_model(get_setup("mnist", dalif=True, recurrent=True))
 
 
 def test_xor_network_is_20_16_2_with_a_leaky_readout():
     torch.manual_seed(0)
-    model = hooks.build_model(SETUPS["xor"])
+    model = builders.build_model(SETUPS["xor"])
     hidden, = neurons(model)
     assert hidden.leak == "learnable" and hidden.beta.shape == (16,)
     # Decays drawn per neuron, not one value: hidden logits in U(4, 6) for the first half
@@ -91,7 +91,7 @@ def test_xor_weight_gain_only_where_the_input_is_scaled_by_one_minus_beta():
     built = {}
     for name, changes in (("baseline", {}), ("no_leak", {"beta": 1.0}), ("complete", {"beta": 0.0})):
         torch.manual_seed(0)
-        built[name] = hooks.build_model(get_setup("xor", **changes)).layers[0].weight.detach()
+        built[name] = builders.build_model(get_setup("xor", **changes)).layers[0].weight.detach()
     torch.testing.assert_close(built["baseline"], 10 * built["no_leak"])
     torch.testing.assert_close(built["complete"], built["no_leak"])
 
@@ -122,7 +122,7 @@ def test_leaky_readout_matches_its_equation_and_gradients():
 
 
 def test_xor_loss_counts_only_the_readout_steps():
-    loss = hooks.build_loss(SETUPS["xor"])
+    loss = builders.build_loss(SETUPS["xor"])
     output = torch.randn(xor.STEPS, 5, 2)
     labels = torch.randint(0, 2, (5,))
     changed = output.clone()
@@ -136,7 +136,7 @@ def test_xor_loss_counts_only_the_readout_steps():
 @pytest.mark.parametrize("name, cls", [("sdt", snnfast.losses.SDT), ("tet", snnfast.losses.TET),
                                        ("tets", snnfast.losses.TETS), ("lts", snnfast.losses.LTS)])
 def test_loss_flag_picks_the_loss(name, cls):
-    assert isinstance(hooks.build_loss(get_setup("shd", loss=name)), cls)
+    assert isinstance(builders.build_loss(get_setup("shd", loss=name)), cls)
 
 
 def test_cli_trains_xor_with_the_real_network(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from snnfast.data import make_loader
-from snnfast.train import SETUPS, StepAccuracy, Trainer, checkpoint, class_accuracy, cli, get_setup, hooks
+from snnfast.train import SETUPS, StepAccuracy, Trainer, checkpoint, builders, class_accuracy, cli, get_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +113,37 @@ def test_keep_best_keeps_the_lowest_training_loss(tmp_path):
     assert not (tmp_path / "plain" / "best.pt").exists()
     with pytest.raises(FileNotFoundError, match="keep_best"):
         plain.load_best()
+
+
+def test_optimizer_and_scheduler_factories_replace_the_defaults(tmp_path):
+    # No lr, lr_step or lr_gamma: the factories need none of them.
+    dataset = tiny_dataset()
+    trainer = Trainer(
+        lambda: StandInNet(), make_loader(dataset, 8, train=True, seed=3), mean_ce, epochs=2,
+        out_dir=tmp_path, progress=False, tensorboard=False,
+        optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=0.5),
+        scheduler=lambda optimizer: torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1),
+    )
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    assert [row["lr"] for row in trainer.fit()] == pytest.approx([0.5, 0.05])
+
+
+def test_default_adam_and_step_lr(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    assert isinstance(trainer.optimizer, torch.optim.Adam)
+    assert [row["lr"] for row in trainer.fit()] == pytest.approx([1e-2, 5e-3, 2.5e-3])  # lr_step 1, gamma 0.5
+
+
+@pytest.mark.parametrize("missing, message", [
+    ("lr", "lr is required for the default Adam optimizer"),
+    ("lr_step", "lr_step and lr_gamma are required for the default StepLR"),
+])
+def test_defaults_without_their_arguments_say_what_is_missing(tmp_path, missing, message):
+    options = dict(lr=1e-2, lr_step=1, lr_gamma=0.5)
+    del options[missing]
+    with pytest.raises(TypeError, match=message):
+        Trainer(lambda: StandInNet(), [], mean_ce, epochs=1, out_dir=tmp_path, progress=False,
+                tensorboard=False, **options)
 
 
 def test_csv_log(tmp_path):
@@ -217,8 +248,8 @@ def test_cli_wires_setup_variant_data_and_resume(tmp_path, monkeypatch):
         built.append(setup)
         return StandInNet(features=20, classes=2)
 
-    monkeypatch.setattr(hooks, "build_model", stand_in_model)
-    monkeypatch.setattr(hooks, "build_loss", lambda setup, args: mean_ce)
+    monkeypatch.setattr(builders, "build_model", stand_in_model)
+    monkeypatch.setattr(builders, "build_loss", lambda setup, args: mean_ce)
     argv = ["xor", "--leak", "none", "--reset", "none", "--recurrent", "--batch-size", "4",
             "--out", str(tmp_path), "--no-progress", "--seed", "2"]
     cli.main(argv + ["--epochs", "1"])

@@ -1,5 +1,6 @@
-// The fused LIF op on the CPU: threads over blocks of neighbouring neurons, time sequential
-// inside each block, SIMD across the neurons of a block. One pass forward, one pass back.
+// The fused LIF op on the CPU: threads over blocks of kRow neighbouring neurons
+// (cpu/neuron_rows.h), time sequential inside each block, SIMD across the neurons of a
+// block. One pass forward, one pass back.
 //
 // Every (b, n) neuron is owned by one thread for the whole sequence, so its state and its
 // parameter-gradient partial sums are computed in a fixed order whatever the thread count.
@@ -16,31 +17,13 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu/neuron_rows.h"
 #include "lif.h"
 #include "snnfast/dispatch.h"
 #include "snnfast/lif_step.h"
 
 namespace snnfast {
 namespace {
-
-// Neurons per block: a block's state, parameters and partial sums stay in L1, and each time
-// step reads and writes rows of 1 KiB, long enough for the hardware prefetcher.
-constexpr int64_t kBlock = 256;
-
-template <typename acc_t>
-struct BlockParams {
-  acc_t beta[kBlock], alpha[kBlock], threshold[kBlock], u0[kBlock];
-
-  BlockParams(const LIFParams& p, int64_t m0, int64_t len) {
-    for (int64_t j = 0; j < len; ++j) {
-      const NeuronValues<acc_t> v = neuron_values<acc_t>(p, (m0 + j) / p.N, (m0 + j) % p.N);
-      beta[j] = v.beta;
-      alpha[j] = v.alpha;
-      threshold[j] = v.threshold;
-      u0[j] = v.u0;
-    }
-  }
-};
 
 // How many steps ahead the rows of a block are requested. Consecutive steps of a block are a
 // whole [B, N] row apart: the hardware prefetcher does not follow that stride, least of all
@@ -94,13 +77,13 @@ inline void stream_fence() {
 template <typename Body>
 void for_each_block(const LIFParams& p, const Body& body) {
   const int64_t M = p.B * p.N;
-  const int64_t blocks = (M + kBlock - 1) / kBlock;
-  const int64_t work_per_block = kBlock * std::max<int64_t>(p.T, 1);
+  const int64_t blocks = (M + kRow - 1) / kRow;
+  const int64_t work_per_block = kRow * std::max<int64_t>(p.T, 1);
   const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / work_per_block);
   at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) {
     for (int64_t block = first; block < last; ++block) {
-      const int64_t m0 = block * kBlock;
-      body(m0, std::min(kBlock, M - m0));
+      const int64_t m0 = block * kRow;
+      body(m0, std::min(kRow, M - m0));
     }
   });
 }
@@ -114,11 +97,11 @@ void forward_row(int64_t len, const scalar_t* __restrict x, scalar_t* __restrict
                  acc_t v_reset) {
 #pragma GCC ivdep
   for (int64_t j = 0; j < len; ++j) {
-    const acc_t h = charge(u[j], static_cast<acc_t>(x[j]), beta[j], alpha[j]);
-    const acc_t spike = fire(h, threshold[j]);
-    u[j] = reset_membrane<R>(h, spike, threshold[j], v_reset);
-    membrane[j] = h;
-    spikes[j] = static_cast<scalar_t>(spike);
+    const ForwardStep<acc_t> step =
+        forward_step<R>(u[j], static_cast<acc_t>(x[j]), beta[j], alpha[j], threshold[j], v_reset);
+    u[j] = step.state;
+    membrane[j] = step.membrane;
+    spikes[j] = static_cast<scalar_t>(step.spike);
   }
 }
 
@@ -129,9 +112,9 @@ void forward(const LIFParams& p) {
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const bool streaming = p.T * M * static_cast<int64_t>(sizeof(acc_t)) > kStreamingBytes;
   for_each_block(p, [&](int64_t m0, int64_t len) {
-    const BlockParams<acc_t> np(p, m0, len);
-    acc_t u[kBlock], membrane[kBlock];
-    scalar_t spikes[kBlock];
+    const RowParams<acc_t> np(p, m0, len);
+    acc_t u[kRow], membrane[kRow];
+    scalar_t spikes[kRow];
     std::copy(np.u0, np.u0 + len, u);
     for (int64_t t = 0; t < p.T; ++t) {
       const int64_t row = t * M + m0;
@@ -147,28 +130,25 @@ void forward(const LIFParams& p) {
   });
 }
 
-template <typename acc_t, Reset R>
-void state_row(int64_t len, const acc_t* __restrict membrane_prev, acc_t* __restrict u_prev,
-               const acc_t* __restrict threshold, acc_t v_reset) {
-#pragma GCC ivdep
-  for (int64_t j = 0; j < len; ++j) u_prev[j] = state_after<R>(membrane_prev[j], threshold[j], v_reset);
-}
-
 // Gradient accumulators of one block: g_u is carried from step to step, the rest are the
 // partial sums over time of the parameter gradients.
 template <typename acc_t>
 struct BlockGrads {
-  acc_t g_u[kBlock], g_beta[kBlock], g_alpha[kBlock], g_threshold[kBlock];
+  acc_t g_u[kRow], g_beta[kRow], g_alpha[kRow], g_threshold[kRow];
 };
 
 // kParamGrads: whether to accumulate the parameter gradients; three loads and stores per
 // neuron and step that most calls (fixed beta, alpha and threshold) do not need.
-template <typename scalar_t, typename acc_t, Reset R, Surrogate S, bool kParamGrads>
+// kDetachReset is p.detach_reset as a constant: GCC leaves the sigmoid surrogate's loop
+// scalar when the reset's terms are selected by a runtime flag (5x slower, AVX2).
+// grad_membrane and x are rows of zeros where the op has none (see backward).
+template <typename scalar_t, typename acc_t, Reset R, Surrogate S, bool kDetachReset,
+          bool kParamGrads>
 void backward_row(int64_t len, const acc_t* __restrict membrane,
                   const acc_t* __restrict u_prev, const scalar_t* __restrict grad_spikes,
                   const acc_t* __restrict grad_membrane, const scalar_t* __restrict x,
-                  scalar_t* __restrict grad_x, const BlockParams<acc_t>& np,
-                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t param, bool detach_reset) {
+                  scalar_t* __restrict grad_x, const RowParams<acc_t>& np,
+                  BlockGrads<acc_t>& g, acc_t v_reset, acc_t surrogate_param) {
   acc_t* __restrict g_u = g.g_u;
   acc_t* __restrict g_beta = g.g_beta;
   acc_t* __restrict g_alpha = g.g_alpha;
@@ -178,40 +158,36 @@ void backward_row(int64_t len, const acc_t* __restrict membrane,
   const acc_t* __restrict threshold = np.threshold;
 #pragma GCC ivdep
   for (int64_t j = 0; j < len; ++j) {
-    const acc_t h = membrane[j];
-    const acc_t s = surrogate_grad<S>(h - threshold[j], param);
-    const acc_t g_spike = static_cast<acc_t>(grad_spikes[j]);
-    const acc_t g_h =
-        grad_h<R>(h, threshold[j], v_reset, s, detach_reset, g_spike, grad_membrane[j], g_u[j]);
+    const BackwardStep<acc_t> step = backward_step<R, S>(
+        membrane[j], static_cast<acc_t>(grad_spikes[j]), grad_membrane[j], g_u[j], beta[j],
+        alpha[j], threshold[j], v_reset, surrogate_param, kDetachReset);
     if constexpr (kParamGrads) {
-      g_threshold[j] +=
-          grad_threshold<R>(h, threshold[j], v_reset, s, detach_reset, g_spike, g_u[j]);
-      g_beta[j] += g_h * u_prev[j];
-      g_alpha[j] += g_h * static_cast<acc_t>(x[j]);
+      g_threshold[j] += step.grad_threshold;
+      g_beta[j] += step.grad_h * u_prev[j];
+      g_alpha[j] += step.grad_h * static_cast<acc_t>(x[j]);
     }
-    grad_x[j] = static_cast<scalar_t>(alpha[j] * g_h);
-    g_u[j] = beta[j] * g_h;
+    grad_x[j] = static_cast<scalar_t>(step.grad_current);
+    g_u[j] = step.grad_u_prev;
   }
 }
 
-template <typename scalar_t, Reset R, Surrogate S>
+template <typename scalar_t, Reset R, Surrogate S, bool kDetachReset>
 void backward(const LIFParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t M = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  const bool detach_reset = p.detach_reset;
+  const acc_t surrogate_param = static_cast<acc_t>(p.surrogate_param);
   const bool param_grads = p.grad_beta || p.grad_alpha || p.grad_threshold;
   const bool streaming = p.T * M * static_cast<int64_t>(sizeof(scalar_t)) > kStreamingBytes;
   for_each_block(p, [&](int64_t m0, int64_t len) {
-    const BlockParams<acc_t> np(p, m0, len);
+    const RowParams<acc_t> np(p, m0, len);
     BlockGrads<acc_t> g = {};
-    acc_t u_prev[kBlock];
+    acc_t u_prev[kRow];
     // Stand-ins for the optional rows, so that the inner loop has no branch: zeros for a
     // missing gradient or input. grad_x is computed into a row of its own, then streamed out.
-    const std::vector<acc_t> zeros_acc(kBlock, acc_t(0));
-    const std::vector<scalar_t> zeros_scalar(kBlock, scalar_t(0));
-    std::vector<scalar_t> grad_x_row(kBlock);
+    const std::vector<acc_t> zeros_acc(kRow, acc_t(0));
+    const std::vector<scalar_t> zeros_scalar(kRow, scalar_t(0));
+    std::vector<scalar_t> grad_x_row(kRow);
     scalar_t* grad_x = grad_x_row.data();
     if (p.grad_u_last != nullptr)
       std::copy_n(static_cast<const acc_t*>(p.grad_u_last) + m0, len, g.g_u);
@@ -226,24 +202,17 @@ void backward(const LIFParams& p) {
         if (p.x) prefetch_row<0>(static_cast<const scalar_t*>(p.x) + ahead, len);
       }
       // u_{t-1} enters only the gradient of beta.
-      if (param_grads && t > 0) {
-        state_row<acc_t, R>(len, membrane - M, u_prev, np.threshold, v_reset);
-      } else if (param_grads) {
-        std::copy(np.u0, np.u0 + len, u_prev);
-      }
+      if (param_grads)
+        previous_state_row<R>(len, t > 0 ? membrane - M : nullptr, np, v_reset, u_prev);
       const acc_t* grad_membrane =
           p.grad_membrane ? static_cast<const acc_t*>(p.grad_membrane) + row : zeros_acc.data();
       const scalar_t* x = p.x ? static_cast<const scalar_t*>(p.x) + row : zeros_scalar.data();
       const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes) + row;
-      if (param_grads) {
-        backward_row<scalar_t, acc_t, R, S, true>(len, membrane, u_prev, grad_spikes,
-                                                  grad_membrane, x, grad_x, np, g, v_reset,
-                                                  param, detach_reset);
-      } else {
-        backward_row<scalar_t, acc_t, R, S, false>(len, membrane, u_prev, grad_spikes,
-                                                   grad_membrane, x, grad_x, np, g, v_reset,
-                                                   param, detach_reset);
-      }
+      SNNFAST_BOOL_SWITCH(param_grads, kParamGrads, [&] {
+        backward_row<scalar_t, acc_t, R, S, kDetachReset, kParamGrads>(
+            len, membrane, u_prev, grad_spikes, grad_membrane, x, grad_x, np, g, v_reset,
+            surrogate_param);
+      });
       if (p.grad_x) stream_row(static_cast<scalar_t*>(p.grad_x) + row, grad_x, len, streaming);
     }
     stream_fence();
@@ -266,7 +235,10 @@ void lif_forward_cpu(const LIFParams& p, at::ScalarType dtype) {
 void lif_backward_cpu(const LIFParams& p, at::ScalarType dtype) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "lif_backward_cpu", [&] {
     SNNFAST_RESET_SWITCH(p.reset, R, [&] {
-      SNNFAST_SURROGATE_SWITCH(p.surrogate, S, [&] { backward<scalar_t, R, S>(p); });
+      SNNFAST_SURROGATE_SWITCH(p.surrogate, S, [&] {
+        SNNFAST_BOOL_SWITCH(p.detach_reset, kDetachReset,
+                            [&] { backward<scalar_t, R, S, kDetachReset>(p); });
+      });
     });
   });
 }

@@ -13,7 +13,6 @@
 #include <ATen/OpMathType.h>
 
 #include <limits>
-#include <type_traits>
 
 #include "cuda/device.cuh"
 #include "snnfast/dispatch.h"
@@ -71,28 +70,25 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p)
     i_ahead = opaque(i_ahead + M);
   }
   int64_t i = m;  // the index of step t
-  // Runs the K steps from t0. Before the last two blocks every step and every load ahead is
-  // in range, and a block skips the checks (checked is std::false_type).
-  auto run_block = [&](int64_t t0, auto checked) {
-    constexpr bool check = decltype(checked)::value;
+  // Runs the K steps from t0. kCheck: whether a step or a load ahead may be out of range,
+  // which only the last two blocks need to check.
+  auto run_block = [&]<bool kCheck>(int64_t t0) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int64_t t = t0 + k;
-      if (check && t >= T) break;
+      if (kCheck && t >= T) break;
       const acc_t x_t = x_ahead[k];
-      x_ahead[k] = !check || t + K < T ? static_cast<acc_t>(x[i_ahead]) : acc_t(0);
+      x_ahead[k] = !kCheck || t + K < T ? static_cast<acc_t>(x[i_ahead]) : acc_t(0);
       i_ahead = opaque(i_ahead + M);
-      const acc_t h = charge(u, x_t, beta, alpha);
-      const acc_t spike = fire(h, threshold);
-      u = reset_membrane<R>(h, spike, threshold, v_reset);
-      membrane[i] = h;
-      spikes[i] = static_cast<scalar_t>(spike);
+      const ForwardStep<acc_t> step = forward_step<R>(u, x_t, beta, alpha, threshold, v_reset);
+      u = step.state;
+      membrane[i] = step.membrane;
+      spikes[i] = static_cast<scalar_t>(step.spike);
       i = opaque(i + M);
     }
   };
-  int64_t t0 = 0;
-  for (; t0 + 2 * K <= T; t0 += K) run_block(t0, std::false_type());
-  for (; t0 < T; t0 += K) run_block(t0, std::true_type());
+  for (int64_t t0 = 0; t0 < T; t0 += K)
+    SNNFAST_BOOL_SWITCH(t0 + 2 * K > T, kCheck, [&] { run_block.template operator()<kCheck>(t0); });
   static_cast<acc_t*>(p.u_last)[m] = u;
 }
 
@@ -116,7 +112,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
 
   const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  const acc_t param = static_cast<acc_t>(p.surrogate_param);
+  const acc_t surrogate_param = static_cast<acc_t>(p.surrogate_param);
   const bool detach_reset = p.detach_reset;
 
   // The optional buffers are null when absent, for every thread alike: no divergence.
@@ -126,13 +122,12 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   const scalar_t* x = static_cast<const scalar_t*>(p.x);
   scalar_t* grad_x = static_cast<scalar_t*>(p.grad_x);
 
-  // The inputs of step t, at index = t * M + m; zeros for t < 0. With checked a
-  // std::false_type the step is known to be in range (t >= 1) and the checks are skipped.
-  auto load = [&](int64_t t, int64_t index, auto checked) {
-    constexpr bool check = decltype(checked)::value;
+  // The inputs of step t, at index = t * M + m; zeros for t < 0. Without kCheck the step is
+  // known to be in range (t >= 1) and the checks are skipped.
+  auto load = [&]<bool kCheck>(int64_t t, int64_t index) {
     BackwardInputs<acc_t> in{};
-    if (check && t < 0) return in;
-    in.h_prev = !check || t >= 1 ? membrane[index - M] : acc_t(0);
+    if (kCheck && t < 0) return in;
+    in.h_prev = !kCheck || t >= 1 ? membrane[index - M] : acc_t(0);
     in.g_spike = static_cast<acc_t>(grad_spikes[index]);
     if (grad_membrane) in.g_membrane = grad_membrane[index];
     if (x) in.x = static_cast<acc_t>(x[index]);
@@ -146,7 +141,7 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     if (k >= T) break;  // the slots of steps that do not exist are never read
-    ahead[k] = load(T - 1 - k, i_ahead, std::true_type());
+    ahead[k] = load.template operator()<true>(T - 1 - k, i_ahead);
     i_ahead = opaque(i_ahead - M);
   }
 
@@ -156,34 +151,29 @@ __global__ void __launch_bounds__(kMaxThreads) backward_kernel(const LIFParams p
   // element of the membrane trace is read once.
   acc_t h = T > 0 ? membrane[(T - 1) * M + m] : acc_t(0);
   int64_t i = (T - 1) * M + m;  // the index of step t
-  // Runs the K steps from t_hi down. Before the last two blocks every step and every load
-  // ahead is in range, and a block skips the checks (checked is std::false_type).
-  auto run_block = [&](int64_t t_hi, auto checked) {
-    constexpr bool check = decltype(checked)::value;
+  // Runs the K steps from t_hi down; kCheck as in the forward kernel.
+  auto run_block = [&]<bool kCheck>(int64_t t_hi) {
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int64_t t = t_hi - k;
-      if (check && t < 0) break;
+      if (kCheck && t < 0) break;
       const BackwardInputs<acc_t> in = ahead[k];
-      ahead[k] = load(t - K, i_ahead, checked);
+      ahead[k] = load.template operator()<kCheck>(t - K, i_ahead);
       i_ahead = opaque(i_ahead - M);
-      const acc_t u_prev =
-          !check || t >= 1 ? state_after<R>(in.h_prev, threshold, v_reset) : u0;
-      const acc_t s = surrogate_grad<S>(h - threshold, param);
-      const acc_t g_h = grad_h<R>(h, threshold, v_reset, s, detach_reset, in.g_spike,
-                                  in.g_membrane, g_u);
-      if (grad_x) grad_x[i] = static_cast<scalar_t>(alpha * g_h);
-      g_beta += g_h * u_prev;
-      if (x) g_alpha += g_h * in.x;
-      g_threshold += grad_threshold<R>(h, threshold, v_reset, s, detach_reset, in.g_spike, g_u);
-      g_u = beta * g_h;
+      const BackwardStep<acc_t> step = backward_step<R, S>(
+          h, in.g_spike, in.g_membrane, g_u, beta, alpha, threshold, v_reset, surrogate_param,
+          detach_reset);
+      if (grad_x) grad_x[i] = static_cast<scalar_t>(step.grad_current);
+      g_beta += step.grad_h * previous_state<R>(kCheck && t < 1, in.h_prev, u0, threshold, v_reset);
+      if (x) g_alpha += step.grad_h * in.x;
+      g_threshold += step.grad_threshold;
+      g_u = step.grad_u_prev;
       h = in.h_prev;
       i = opaque(i - M);
     }
   };
-  int64_t t_hi = T - 1;
-  for (; t_hi >= 2 * K; t_hi -= K) run_block(t_hi, std::false_type());
-  for (; t_hi >= 0; t_hi -= K) run_block(t_hi, std::true_type());
+  for (int64_t t_hi = T - 1; t_hi >= 0; t_hi -= K)
+    SNNFAST_BOOL_SWITCH(t_hi < 2 * K, kCheck, [&] { run_block.template operator()<kCheck>(t_hi); });
   if (p.grad_beta) static_cast<acc_t*>(p.grad_beta)[m] = g_beta;
   if (p.grad_alpha) static_cast<acc_t*>(p.grad_alpha)[m] = g_alpha;
   if (p.grad_threshold) static_cast<acc_t*>(p.grad_threshold)[m] = g_threshold;

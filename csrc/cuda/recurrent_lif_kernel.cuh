@@ -52,16 +52,15 @@ __global__ void forward_step_kernel(const RecurrentLIFParams p, int64_t t, int64
   for (int64_t m = row_begin * N + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        m < row_end * N; m += int64_t(gridDim.x) * blockDim.x) {
     const auto [b, n] = neuron_of(m, BN, N);
+    const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
     const int64_t i = t * BN + m;
-    const acc_t threshold = in<acc_t>(p.threshold)[n];
-    const acc_t u_prev = t > 0 ? state_after<R>(in<acc_t>(p.membrane)[i - BN], threshold, v_reset)
-                               : in<acc_t>(p.u0)[b * p.u0_batch_stride + n];
-    const acc_t h = charge(u_prev, in<acc_t>(p.x)[i] + in<acc_t>(p.recurrent)[m],
-                           in<acc_t>(p.beta)[n], in<acc_t>(p.alpha)[n]);
-    const acc_t spike = fire(h, threshold);
-    out<acc_t>(p.membrane)[i] = h;
-    out<acc_t>(p.spikes)[i] = spike;
-    if (t == p.T - 1) out<acc_t>(p.u_last)[m] = reset_membrane<R>(h, spike, threshold, v_reset);
+    const acc_t h_prev = t > 0 ? in<acc_t>(p.membrane)[i - BN] : acc_t(0);
+    const acc_t u_prev = previous_state<R>(t == 0, h_prev, u0, threshold, v_reset);
+    const ForwardStep<acc_t> step = forward_step<R>(
+        u_prev, in<acc_t>(p.x)[i] + in<acc_t>(p.recurrent)[m], beta, alpha, threshold, v_reset);
+    out<acc_t>(p.membrane)[i] = step.membrane;
+    out<acc_t>(p.spikes)[i] = step.spike;
+    if (t == p.T - 1) out<acc_t>(p.u_last)[m] = step.state;
   }
 }
 
@@ -70,30 +69,27 @@ __global__ void backward_step_kernel(const RecurrentLIFParams p, int64_t t, int6
                                      int64_t row_end) {
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  const acc_t param = static_cast<acc_t>(p.surrogate_param);
+  const acc_t surrogate_param = static_cast<acc_t>(p.surrogate_param);
   for (int64_t m = row_begin * N + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
        m < row_end * N; m += int64_t(gridDim.x) * blockDim.x) {
     const auto [b, n] = neuron_of(m, BN, N);
+    const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
     const int64_t i = t * BN + m;
-    const acc_t threshold = in<acc_t>(p.threshold)[n];
-    acc_t* g_u = out<acc_t>(p.grad_u0) + m;
-    const acc_t h = in<acc_t>(p.membrane)[i];
-    const acc_t g_spike = in<acc_t>(p.grad_spikes)[i] + in<acc_t>(p.grad_recurrent)[m];
-    const acc_t s = surrogate_grad<S>(h - threshold, param);
-    const acc_t g_h = grad_h<R>(h, threshold, v_reset, s, p.detach_reset, g_spike,
-                                p.grad_membrane ? in<acc_t>(p.grad_membrane)[i] : acc_t(0), *g_u);
-    out<acc_t>(p.grad_x)[i] = in<acc_t>(p.alpha)[n] * g_h;
-    if (p.grad_h) out<acc_t>(p.grad_h)[i] = g_h;
+    acc_t* g_u = out<acc_t>(p.grad_u) + m;
+    const BackwardStep<acc_t> step = backward_step<R, S>(
+        in<acc_t>(p.membrane)[i], in<acc_t>(p.grad_spikes)[i] + in<acc_t>(p.grad_recurrent)[m],
+        p.grad_membrane ? in<acc_t>(p.grad_membrane)[i] : acc_t(0), *g_u, beta, alpha, threshold,
+        v_reset, surrogate_param, p.detach_reset);
+    out<acc_t>(p.grad_x)[i] = step.grad_current;
+    if (p.grad_h) out<acc_t>(p.grad_h)[i] = step.grad_h;
     if (p.grad_beta) {
-      const acc_t u_prev = t > 0 ? state_after<R>(in<acc_t>(p.membrane)[i - BN], threshold, v_reset)
-                                 : in<acc_t>(p.u0)[b * p.u0_batch_stride + n];
-      out<acc_t>(p.grad_beta)[m] += g_h * u_prev;
+      const acc_t h_prev = t > 0 ? in<acc_t>(p.membrane)[i - BN] : acc_t(0);
+      out<acc_t>(p.grad_beta)[m] +=
+          step.grad_h * previous_state<R>(t == 0, h_prev, u0, threshold, v_reset);
     }
-    if (p.grad_alpha) out<acc_t>(p.grad_alpha)[m] += g_h * in<acc_t>(p.x)[i];
-    if (p.grad_threshold)
-      out<acc_t>(p.grad_threshold)[m] +=
-          grad_threshold<R>(h, threshold, v_reset, s, p.detach_reset, g_spike, *g_u);
-    *g_u = in<acc_t>(p.beta)[n] * g_h;
+    if (p.grad_alpha) out<acc_t>(p.grad_alpha)[m] += step.grad_h * in<acc_t>(p.x)[i];
+    if (p.grad_threshold) out<acc_t>(p.grad_threshold)[m] += step.grad_threshold;
+    *g_u = step.grad_u_prev;
   }
 }
 
@@ -150,13 +146,8 @@ __global__ void forward_sequence_kernel(const RecurrentLIFParams p) {
 
   const bool active = n < N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  acc_t beta = 0, alpha = 0, threshold = 0, u = 0;
-  if (active) {
-    beta = in<acc_t>(p.beta)[n];
-    alpha = in<acc_t>(p.alpha)[n];
-    threshold = in<acc_t>(p.threshold)[n];
-    u = in<acc_t>(p.u0)[b * p.u0_batch_stride + n];
-  }
+  const NeuronValues<acc_t> v = active ? neuron_values<acc_t>(p, b, n) : NeuronValues<acc_t>{};
+  acc_t u = v.u0;
   __syncthreads();
 
   for (int64_t t = 0; t < p.T; ++t) {
@@ -170,12 +161,12 @@ __global__ void forward_sequence_kernel(const RecurrentLIFParams p) {
       acc_t recurrent = 0;
       for (int j = 0; j < N; ++j)
         if (spikes_prev[j] != acc_t(0)) recurrent += V_t[j * N + n];
-      const acc_t h = charge(u, x_t + recurrent, beta, alpha);
-      const acc_t spike = fire(h, threshold);
-      u = reset_membrane<R>(h, spike, threshold, v_reset);
-      out<acc_t>(p.membrane)[i] = h;
-      out<acc_t>(p.spikes)[i] = spike;
-      spike_rows[((t + 1) & 1) * N + n] = spike;
+      const ForwardStep<acc_t> step =
+          forward_step<R>(u, x_t + recurrent, v.beta, v.alpha, v.threshold, v_reset);
+      u = step.state;
+      out<acc_t>(p.membrane)[i] = step.membrane;
+      out<acc_t>(p.spikes)[i] = step.spike;
+      spike_rows[((t + 1) & 1) * N + n] = step.spike;
     }
     // One barrier per step: the row written here is read in step t + 1, and the row read
     // here is overwritten only in step t + 1, after every thread has passed this barrier.
@@ -207,8 +198,9 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
   const bool active = n < N;
   const int64_t state = b * N + n;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  const acc_t param = static_cast<acc_t>(p.surrogate_param);
-  acc_t beta = 0, alpha = 0, threshold = 0, u0 = 0, g_u = 0, h = 0;
+  const acc_t surrogate_param = static_cast<acc_t>(p.surrogate_param);
+  const NeuronValues<acc_t> v = active ? neuron_values<acc_t>(p, b, n) : NeuronValues<acc_t>{};
+  acc_t g_u = 0, h = 0;
   acc_t g_beta = 0, g_alpha = 0, g_threshold = 0;
   acc_t grad_recurrent = 0;  // nothing reaches o_T through V
   auto load = [&](int64_t t) {
@@ -222,11 +214,7 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
   };
   SequenceInputs<acc_t> ahead{};
   if (active) {
-    beta = in<acc_t>(p.beta)[n];
-    alpha = in<acc_t>(p.alpha)[n];
-    threshold = in<acc_t>(p.threshold)[n];
-    u0 = in<acc_t>(p.u0)[b * p.u0_batch_stride + n];
-    g_u = in<acc_t>(p.grad_u0)[state];
+    g_u = in<acc_t>(p.grad_u)[state];
     h = in<acc_t>(p.membrane)[(p.T - 1) * BN + state];  // h_t of the step about to run
     ahead = load(p.T - 1);
   }
@@ -238,21 +226,17 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
       const int64_t i = t * BN + state;
       const SequenceInputs<acc_t> in_t = ahead;
       if (t >= 1) ahead = load(t - 1);  // in flight during this step and the sum over V
-      const acc_t g_spike = in_t.g_spike + grad_recurrent;
-      const acc_t s = surrogate_grad<S>(h - threshold, param);
-        const acc_t g_h = grad_h<R>(h, threshold, v_reset, s, p.detach_reset, g_spike,
-                                  in_t.g_membrane, g_u);
-      const acc_t grad_current = alpha * g_h;
-      out<acc_t>(p.grad_x)[i] = grad_current;
-      if (p.grad_h) out<acc_t>(p.grad_h)[i] = g_h;
-      const acc_t u_prev = t > 0 ? state_after<R>(in_t.h_prev, threshold, v_reset) : u0;
-      g_beta += g_h * u_prev;
-      if (p.x) g_alpha += g_h * in_t.x;
-      g_threshold += grad_threshold<R>(h, threshold, v_reset, s, p.detach_reset,
-                                       g_spike, g_u);
-      g_u = beta * g_h;
+      const BackwardStep<acc_t> step = backward_step<R, S>(
+          h, in_t.g_spike + grad_recurrent, in_t.g_membrane, g_u, v.beta, v.alpha, v.threshold,
+          v_reset, surrogate_param, p.detach_reset);
+      out<acc_t>(p.grad_x)[i] = step.grad_current;
+      if (p.grad_h) out<acc_t>(p.grad_h)[i] = step.grad_h;
+      g_beta += step.grad_h * previous_state<R>(t == 0, in_t.h_prev, v.u0, v.threshold, v_reset);
+      if (p.x) g_alpha += step.grad_h * in_t.x;
+      g_threshold += step.grad_threshold;
+      g_u = step.grad_u_prev;
       h = in_t.h_prev;
-      grad_current_row[n] = grad_current;
+      grad_current_row[n] = step.grad_current;
     }
     __syncthreads();  // as in the forward kernel: one barrier per step, two rows
     if (active && t > 0) {
@@ -262,7 +246,7 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
     }
   }
   if (active) {
-    out<acc_t>(p.grad_u0)[state] = g_u;
+    out<acc_t>(p.grad_u)[state] = g_u;
     if (p.grad_beta) out<acc_t>(p.grad_beta)[state] += g_beta;
     if (p.grad_alpha) out<acc_t>(p.grad_alpha)[state] += g_alpha;
     if (p.grad_threshold) out<acc_t>(p.grad_threshold)[state] += g_threshold;
@@ -299,9 +283,11 @@ bool backward_sequence_cuda(const RecurrentLIFParams& p, at::ScalarType acc) {
   });
 }
 
-constexpr RecurrentKernels kCUDAKernels{forward_step_cuda, backward_step_cuda,
-                                        forward_sequence_cuda, backward_sequence_cuda,
-                                        /*rows_on_threads=*/false};
+constexpr RecurrentKernels kCUDAKernels{.forward_step = forward_step_cuda,
+                                        .backward_step = backward_step_cuda,
+                                        .forward_sequence = forward_sequence_cuda,
+                                        .backward_sequence = backward_sequence_cuda,
+                                        .rows_on_threads = false};
 
 }  // namespace
 }  // namespace snnfast

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from .xor import epoch_seed
+from ..utils.seeding import epoch_seed
 
 
 def time_major_collate(batch):

@@ -19,8 +19,9 @@ is the same whether it is run straight or after a resume, and on any number of p
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from ..utils.seeding import epoch_seed
 
 CHANNELS = 20
 STEPS = 200
@@ -47,11 +48,6 @@ def generate(batch_size: int, generator: torch.Generator, device="cpu"):
         spikes[start:start + PATTERN_STEPS] |= pattern
     labels = first_bit ^ second_bit
     return spikes.to(device=device, dtype=torch.float32), labels.to(device)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit seed for epoch ``epoch`` of stream ``seed`` (independent streams per pair)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
 
 
 class DelayedXOR:

@@ -6,7 +6,7 @@ by default the network returns output spikes [T, B, classes] (classify by their 
 losses.SDT). spiking_output=False leaves the last Linear without neurons and returns its
 currents instead.
 
-Neuron defaults follow the spec's reading of the paper's baseline (neuron-spec.md): hard reset
+Neuron defaults follow the spec's reading of the paper's baseline (docs/neuron.md): hard reset
 to 0, threshold 1, beta = k_tau fixed at 0.3 for N-MNIST, DVS128 Gesture and MNIST, learnable
 (per layer, initialised at 0.5) for SHD and SSC. Table 5's "surrogate gradient width" (0.5 for
 SHD and SSC, 0.25 for the others) is used as the width of the rectangle surrogate. Table 5 has a

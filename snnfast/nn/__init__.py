@@ -9,6 +9,6 @@ from .container import TimeDistributed, TimeDropout
 from .neuron import DALIF, IF, LIF
 from .readout import LeakyReadout
 from .recurrent import RecurrentLIF
-from ..linear_lif import LinearLIF
+from .linear import LinearLIF
 
 __all__ = ["LIF", "IF", "DALIF", "RecurrentLIF", "LinearLIF", "LeakyReadout", "TimeDistributed", "TimeDropout"]

@@ -1,8 +1,8 @@
 """Neuron layers over [T, B, *F]: each one chooses the parameters of snnfast.lif and calls it.
 
-The math lives in the op (shared/design/neuron-spec.md); these modules only hold the
+The math lives in the op (docs/neuron.md); these modules only hold the
 learnable parameters, their parametrisations (sigmoid for a learnable beta, tanh for DA-LIF)
-and, when asked, the membrane carried from one call to the next.
+and, when asked, the state u carried from one call to the next.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class _Neuron(LazyModuleMixin, nn.Module):
         self.imp = bool(imp)
         self.imp_init = float(imp_init)
         if imp:
-            # IMP (Shen et al.): a learnable initial membrane, one value per neuron.
+            # IMP (Shen et al.): a learnable initial state u0, one value per neuron.
             if imp_shape is None:
                 self.u0 = UninitializedParameter()
             else:
@@ -95,7 +95,7 @@ class _Neuron(LazyModuleMixin, nn.Module):
 
     # --- state ------------------------------------------------------------------------
     def reset_state(self) -> None:
-        """Forgets the carried membrane: the next call starts from u0 (0 or the IMP)."""
+        """Forgets the carried state: the next call starts from u0 (0 or the IMP)."""
         self._state = None
 
     def reset(self) -> None:
@@ -103,13 +103,13 @@ class _Neuron(LazyModuleMixin, nn.Module):
         self.reset_state()
 
     def detach_state(self) -> None:
-        """Cuts the carried membrane from the graph (truncated BPTT across calls)."""
+        """Cuts the carried state from the graph (truncated BPTT across calls)."""
         if self._state is not None:
             self._state = self._state.detach()
 
     @property
     def state(self):
-        """The carried membrane u_T, [B, *F], or None."""
+        """The carried state u_T, [B, *F], or None."""
         return self._state
 
     def _carries_state(self) -> bool:
@@ -130,7 +130,7 @@ class _Neuron(LazyModuleMixin, nn.Module):
         return self.u0 if self.imp else None
 
     def __getstate__(self):
-        # A copy (copy.deepcopy, pickle) carries the membrane's value, not the graph of the
+        # A copy (copy.deepcopy, pickle) carries the state's value, not the graph of the
         # forward that made it: autograd cannot copy a tensor that is not a leaf.
         state = super().__getstate__().copy()
         for name in ("_state", "_last_spikes"):
@@ -187,7 +187,7 @@ class LIF(_Neuron):
     """Leaky integrate-and-fire neurons over [T, B, *F] (or [B, *F] with step_mode="s").
 
     h_t = beta * u_{t-1} + alpha * x_t, spike when h_t >= threshold, then reset; see
-    shared/design/neuron-spec.md. The functional-roles paper's variants are `leak` and `reset`.
+    docs/neuron.md. The functional-roles paper's variants are `leak` and `reset`.
 
     Args:
         beta: the decay of the membrane (default 0.5, SpikingJelly's tau = 2). A float, or a
@@ -202,7 +202,7 @@ class LIF(_Neuron):
         decay_input: scale the input by (1 - beta), as SpikingJelly's decay_input=True
             (alpha = 1 - beta; otherwise alpha = 1).
         threshold, reset, v_reset, detach_reset, surrogate: as snnfast.lif.
-        imp: learnable initial membrane potential per neuron (the IMP paper).
+        imp: a learnable initial state u0 per neuron (the IMP paper's initial membrane potential).
         imp_shape: its shape F; if None, taken from the first input (lazy: the first forward
             creates it, so run one dry forward before moving the model or counting parameters).
         imp_init: its initial value (0: the usual zero start).

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import data as datasets
 from ..data import xor
-from . import distributed, hooks, paper_setups
+from . import builders, distributed, paper_setups
 from .config import PAPER_SETUPS, SETUPS, Setup, get_setup
 from .metrics import StepAccuracy, class_accuracy
 from .trainer import CHECKPOINT, RunError, Trainer, clear_run, run_files
@@ -143,7 +143,7 @@ def _trainer(p, setup, args, argv, out, train, test, context) -> Trainer:
     try:
         accuracy = StepAccuracy(xor.READOUT_STEPS) if setup.dataset == "xor" else class_accuracy
         return Trainer(
-            lambda: hooks.build_model(setup, args), train, hooks.build_loss(setup, args),
+            lambda: builders.build_model(setup, args), train, builders.build_loss(setup, args),
             epochs=setup.epochs, lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma,
             out_dir=out, eval_data=test, accuracy_fn=accuracy,
             device=context.device, seed=args.seed, resume=args.resume,

@@ -207,9 +207,9 @@ PAPER_SETUPS = {s.name: s for s in (
 
 def neuron_options(setup: PaperSetup) -> dict:
     """The network's neuron keyword arguments: the functional-roles options of
-    hooks.neuron_options (threshold, reset, surrogate, IMP, leak or DA-LIF), plus the neuron class
+    builders.neuron_options (threshold, reset, surrogate, IMP, leak or DA-LIF), plus the neuron class
     (an IF is LIF with leak "none", which also takes --leak) and detach_reset."""
-    from .hooks import neuron_options as common
+    from .builders import neuron_options as common
 
     if setup.recurrent:
         raise ValueError(f"--recurrent is not available for {setup.name} (a convolutional network)")

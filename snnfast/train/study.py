@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..data import xor
-from . import hooks
+from . import builders
 from .config import Setup, get_setup
 from .metrics import StepAccuracy
 from .checkpoint import RunError
@@ -63,7 +63,7 @@ def train_variant(variant: Variant, *, epochs: int, lr_step: int, out_dir: Path,
     setup = variant_setup(variant, epochs, lr_step)
     train, test = xor.train_and_test(setup.batch_size, batches or setup.data.get("batches", 100), seed)
     trainer = Trainer(
-        lambda: hooks.build_model(setup), train, hooks.build_loss(setup), epochs=setup.epochs,
+        lambda: builders.build_model(setup), train, builders.build_loss(setup), epochs=setup.epochs,
         lr=setup.lr, lr_step=setup.lr_step, lr_gamma=setup.lr_gamma, out_dir=out_dir,
         eval_data=test, accuracy_fn=StepAccuracy(xor.READOUT_STEPS), seed=seed, resume=True,
         progress=progress, tensorboard=False,

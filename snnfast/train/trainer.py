@@ -1,23 +1,22 @@
-"""A model-agnostic training loop: Adam + StepLR, progress bars, a CSV log (TensorBoard when
-installed), an atomic checkpoint every epoch, exact resume, and DistributedDataParallel when
-the process group is up (see ``snnfast.train.distributed.setup``)."""
+"""A model-agnostic training loop: any optimizer and schedule (Adam + StepLR by default),
+progress bars, a CSV log (TensorBoard when installed), an atomic checkpoint every epoch, exact
+resume, and DistributedDataParallel when the process group is up (see
+``snnfast.train.distributed.setup``)."""
 from __future__ import annotations
 
 import csv
 import math
-import random
 import shutil
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.xor import epoch_seed
+from ..utils.seeding import epoch_seed, seed_everything
 from . import checkpoint
 from .checkpoint import RunError
 from .distributed import Context, current
@@ -29,10 +28,19 @@ LOG = "log.csv"
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+def adam(lr: float | None) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    """The Trainer's default optimizer: Adam over the model's parameters at ``lr``."""
+    if lr is None:
+        raise TypeError("Trainer: lr is required for the default Adam optimizer (or pass optimizer=)")
+    return lambda model: torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def step_lr(step: int | None, gamma: float | None) -> Callable[[torch.optim.Optimizer], object]:
+    """The Trainer's default schedule: the learning rate times ``gamma`` every ``step`` epochs."""
+    if step is None or gamma is None:
+        raise TypeError("Trainer: lr_step and lr_gamma are required for the default StepLR schedule "
+                        "(or pass scheduler=)")
+    return lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, step, gamma)
 
 
 class Trainer:
@@ -55,6 +63,11 @@ class Trainer:
     run (``clear_run`` discards one).
     ``keep_best=True`` also keeps the weights of the epoch with the lowest training loss in
     ``best.pt`` (``best_epoch()``, ``load_best()``).
+
+    ``optimizer(model)`` and ``scheduler(optimizer)`` build the optimizer and the learning-rate
+    schedule (stepped once per epoch). Without them the Trainer uses Adam(lr) and
+    StepLR(lr_step, lr_gamma), the functional-roles paper's Table 5; ``lr``, ``lr_step`` and
+    ``lr_gamma`` are needed only for those defaults.
     """
 
     def __init__(
@@ -64,10 +77,10 @@ class Trainer:
         loss_fn: Callable,
         *,
         epochs: int,
-        lr: float,
-        lr_step: int,
-        lr_gamma: float,
         out_dir,
+        lr: float | None = None,
+        lr_step: int | None = None,
+        lr_gamma: float | None = None,
         eval_data: Iterable | None = None,
         accuracy_fn: Callable = class_accuracy,
         device: str | torch.device = "cpu",
@@ -106,10 +119,8 @@ class Trainer:
         model = model_factory().to(self.device)
         # Different dropout / encoding draws per rank, the same on every run.
         seed_everything(epoch_seed(seed, 1_000_000 + self.context.rank))
-        # Adam + StepLR (the functional-roles paper's Table 5) unless the setup brings its own.
-        self.optimizer = optimizer(model) if optimizer else torch.optim.Adam(model.parameters(), lr=lr)
-        self.scheduler = (scheduler(self.optimizer) if scheduler
-                          else torch.optim.lr_scheduler.StepLR(self.optimizer, lr_step, lr_gamma))
+        self.optimizer = (optimizer or adam(lr))(model)
+        self.scheduler = (scheduler or step_lr(lr_step, lr_gamma))(self.optimizer)
         if resume and path.is_file():
             self._restore(model, checkpoint.load(path), path)
         elif resume and progress and self.context.is_main:

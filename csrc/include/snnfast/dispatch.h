@@ -1,8 +1,22 @@
-// Turn the runtime options of a LIFParams into compile-time constants, so that each kernel
-// is instantiated per variant and its inner loop carries no branch on the variant.
+// Turn runtime choices (the options of a LIFParams, a flag) into compile-time constants, so
+// that each kernel is instantiated per variant and its inner loop carries no branch on the
+// variant. The one idiom for such a choice, after mamba's static_switch.h: the body is a
+// lambda that sees NAME as a constexpr.
 #pragma once
 
 #include "snnfast/neuron.h"
+
+// SNNFAST_BOOL_SWITCH(p.grad_beta != nullptr, kParamGrads, [&] { run<kParamGrads>(p); });
+#define SNNFAST_BOOL_SWITCH(COND, NAME, ...)                                    \
+  [&] {                                                                         \
+    if (COND) {                                                                 \
+      constexpr bool NAME = true;                                               \
+      return __VA_ARGS__();                                                     \
+    } else {                                                                    \
+      constexpr bool NAME = false;                                              \
+      return __VA_ARGS__();                                                     \
+    }                                                                           \
+  }()
 
 // SNNFAST_RESET_SWITCH(p.reset, R, [&] { run<R>(p); });
 #define SNNFAST_RESET_SWITCH(VALUE, NAME, ...)                                  \

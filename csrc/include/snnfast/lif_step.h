@@ -1,6 +1,9 @@
 // The math of one LIF time step, forward and backward, for one neuron: written once here
-// and inlined by the CPU kernel and the CUDA kernel alike. Equations and names follow
-// shared/design/neuron-spec.md. acc_t is the arithmetic type (float or double).
+// and inlined by every kernel (CPU and CUDA, lif and recurrent_lif). Equations and names
+// follow docs/neuron.md. acc_t is the arithmetic type (float or double).
+//
+// A kernel calls three things: forward_step, backward_step and previous_state. They take and
+// return plain scalars and structs, so that the CPU loops over neurons vectorize.
 //
 // One arithmetic on every device: no multiply-add is fused (the CPU kernels are built with
 // -ffp-contract=off, nvcc with --fmad=false, flags.py), so the CPU and CUDA kernels round
@@ -58,20 +61,22 @@ SNNFAST_HD NeuronValues<acc_t> neuron_values(const LIFParams& p, int64_t b, int6
 }
 
 // s(x), x = h - threshold: the surrogate derivative of the Heaviside spike.
+// surrogate_param is the width a (rectangle, triangle) or the sharpness k (sigmoid, atan).
 template <Surrogate S, typename acc_t>
-SNNFAST_HD acc_t surrogate_grad(acc_t x, acc_t param) {
+SNNFAST_HD acc_t surrogate_grad(acc_t x, acc_t surrogate_param) {
+  const acc_t a = surrogate_param;
   const acc_t ax = x < acc_t(0) ? -x : x;
   if constexpr (S == Surrogate::Rectangle) {
-    return ax < param * acc_t(0.5) ? acc_t(1) / param : acc_t(0);
+    return ax < a * acc_t(0.5) ? acc_t(1) / a : acc_t(0);
   } else if constexpr (S == Surrogate::Triangle) {
-    const acc_t r = acc_t(1) - ax / param;
-    return r < acc_t(0) ? acc_t(0) : r / param;  // a NaN stays NaN, as in torch.clamp
+    const acc_t r = acc_t(1) - ax / a;
+    return r < acc_t(0) ? acc_t(0) : r / a;  // a NaN stays NaN, as in torch.clamp
   } else if constexpr (S == Surrogate::Sigmoid) {
-    const acc_t sg = acc_t(1) / (acc_t(1) + exp_(-param * x));
-    return param * sg * (acc_t(1) - sg);
+    const acc_t sg = acc_t(1) / (acc_t(1) + exp_(-a * x));
+    return a * sg * (acc_t(1) - sg);
   } else {  // ATan
-    const acc_t z = acc_t(M_PI / 2) * param * x;
-    return (param * acc_t(0.5)) / (acc_t(1) + z * z);
+    const acc_t z = acc_t(M_PI / 2) * a * x;
+    return (a * acc_t(0.5)) / (acc_t(1) + z * z);
   }
 }
 
@@ -99,10 +104,36 @@ SNNFAST_HD acc_t charge(acc_t u_prev, acc_t input, acc_t beta, acc_t alpha) {
   return beta * u_prev + alpha * input;
 }
 
-// The state u_{t-1} that step t started from, recomputed from the saved h_{t-1}.
+// The state u_t after a step whose charged membrane was h_t: the spike is recomputed from
+// h_t exactly as the forward pass fired it (the trace is saved at arithmetic precision).
 template <Reset R, typename acc_t>
 SNNFAST_HD acc_t state_after(acc_t h, acc_t threshold, acc_t v_reset) {
   return reset_membrane<R>(h, fire(h, threshold), threshold, v_reset);
+}
+
+// The state u_{t-1} that step t started from: rebuilt from the saved trace h_{t-1} for t >= 1,
+// u_0 at the first step (where h_prev is not read: pass anything).
+template <Reset R, typename acc_t>
+SNNFAST_HD acc_t previous_state(bool first_step, acc_t h_prev, acc_t u0, acc_t threshold,
+                                acc_t v_reset) {
+  return first_step ? u0 : state_after<R>(h_prev, threshold, v_reset);
+}
+
+// What step t of the forward pass gives.
+template <typename acc_t>
+struct ForwardStep {
+  acc_t membrane;  // h_t, the charged potential before the reset (the saved trace)
+  acc_t spike;     // o_t
+  acc_t state;     // u_t, after the reset
+};
+
+// One step of the neuron from the state u_{t-1} and the input current I_t.
+template <Reset R, typename acc_t>
+SNNFAST_HD ForwardStep<acc_t> forward_step(acc_t u_prev, acc_t current, acc_t beta, acc_t alpha,
+                                           acc_t threshold, acc_t v_reset) {
+  const acc_t h = charge(u_prev, current, beta, alpha);
+  const acc_t spike = fire(h, threshold);
+  return {h, spike, reset_membrane<R>(h, spike, threshold, v_reset)};
 }
 
 // BPTT through one step. s = s(h_t - threshold) is the surrogate derivative of the spike.
@@ -156,6 +187,29 @@ template <Reset R, typename acc_t>
 SNNFAST_HD acc_t grad_threshold(acc_t h, acc_t threshold, acc_t v_reset, acc_t s,
                                 bool detach_reset, acc_t g_spike, acc_t g_u) {
   return g_u * du_dthreshold<R>(h, threshold, v_reset, s, detach_reset) - g_spike * s;
+}
+
+// What BPTT through step t gives. The parameter gradients of the step are grad_h * u_{t-1}
+// (beta), grad_h * I_t (alpha) and grad_threshold; each kernel sums them over time.
+template <typename acc_t>
+struct BackwardStep {
+  acc_t grad_h;          // g_h_t
+  acc_t grad_current;    // g_I_t = alpha g_h_t, which is g_x_t
+  acc_t grad_u_prev;     // g_u_{t-1} = beta g_h_t, carried to step t - 1
+  acc_t grad_threshold;  // this step's share of the threshold gradient
+};
+
+// BPTT through one step from the saved h_t, the gradients reaching o_t and h_t from the
+// outputs (g_spike, g_membrane: 0 where none) and g_u arriving at u_t from step t + 1.
+template <Reset R, Surrogate S, typename acc_t>
+SNNFAST_HD BackwardStep<acc_t> backward_step(acc_t h, acc_t g_spike, acc_t g_membrane, acc_t g_u,
+                                             acc_t beta, acc_t alpha, acc_t threshold,
+                                             acc_t v_reset, acc_t surrogate_param,
+                                             bool detach_reset) {
+  const acc_t s = surrogate_grad<S>(h - threshold, surrogate_param);
+  const acc_t g_h = grad_h<R>(h, threshold, v_reset, s, detach_reset, g_spike, g_membrane, g_u);
+  return {g_h, alpha * g_h, beta * g_h,
+          grad_threshold<R>(h, threshold, v_reset, s, detach_reset, g_spike, g_u)};
 }
 
 }  // namespace snnfast

@@ -1,6 +1,6 @@
 // The one description of a LIF layer that the glue hands to every kernel (CPU and CUDA).
 // Plain data: sizes, options and raw pointers, nothing from Python or ATen's Tensor.
-// The neuron itself is defined in shared/design/neuron-spec.md.
+// The neuron itself is defined in docs/neuron.md.
 #pragma once
 
 #include <cstdint>
@@ -45,8 +45,9 @@ struct LIFParams {
   void* membrane = nullptr;  // [T, B, N], the charged potential h_t before the reset
   void* u_last = nullptr;    // [B, N], the state u_T after the last reset
 
-  // Backward. grad_membrane and grad_u_last may be null (no gradient reached them);
-  // x is needed only for grad_alpha.
+  // Backward. grad_membrane and grad_u_last may be null (no gradient reached them): the CPU
+  // kernels read a row of zeros in place of a missing row, the CUDA kernels a 0 (a null check
+  // that every thread takes alike). x is needed only for grad_alpha.
   const void* grad_spikes = nullptr;    // [T, B, N]
   const void* grad_membrane = nullptr;  // [T, B, N]
   const void* grad_u_last = nullptr;    // [B, N]

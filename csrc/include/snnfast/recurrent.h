@@ -1,5 +1,5 @@
 // The description of a recurrent LIF layer that the glue hands to its kernels: a LIFParams
-// over [T, B, N], with I_t = x_t + o_{t-1} V^T as the input current (neuron-spec.md), plus
+// over [T, B, N], with I_t = x_t + o_{t-1} V^T as the input current (docs/neuron.md), plus
 // the recurrent weights and the buffers that carry the recurrence between time steps.
 #pragma once
 
@@ -12,11 +12,15 @@ namespace snnfast {
 // their meaning, with three differences:
 //  - grad_x is always given: g_x_t = g_I_t = alpha g_h_t, which the recurrence
 //    (g_o_{t-1} += g_I_t V) and g_V need whether or not x needs a gradient;
-//  - grad_u0 is always given, because it carries the gradient of u_t from step to step;
+//  - grad_u (below) replaces grad_u0, which stays null;
 //  - the parameter-gradient partial sums are accumulated (+=) into buffers the glue zeroes,
 //    so that a kernel may run one step at a time.
 struct RecurrentLIFParams : LIFParams {
   const void* V = nullptr;  // [N, N]: I_t = x_t + o_{t-1} V^T; g_o_{t-1} += g_I_t V
+
+  // [B, N], g_u: the gradient of the state, carried from step to step. The glue starts it at
+  // grad_u_last (or 0) and, once step 0 has run, it holds the gradient of u0.
+  void* grad_u = nullptr;
 
   // Per-step kernels: the recurrent term of the step being run, [B, N]; the glue writes it
   // with a GEMM between steps and zeroes it for the first step.

@@ -1,4 +1,4 @@
-"""The neuron of shared/design/neuron-spec.md as a plain PyTorch loop over time.
+"""The neuron of docs/neuron.md as a plain PyTorch loop over time.
 
 This is the oracle of the tests and the fallback where no compiled kernel exists. It follows
 the spec line by line and lets autograd derive the backward pass: only the spike's surrogate
@@ -70,71 +70,40 @@ def lif_step(u, current, beta, alpha, threshold, reset, v_reset, detach_reset, s
     return o, h, u
 
 
-def _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
-         return_state, return_membrane):
+def _run(x, V, n: _args.Neuron):
     """The loop over time shared by lif (V is None) and recurrent_lif."""
     acc = _args.acc_dtype(x.dtype)
     F = tuple(x.shape[2:])
-    beta = _broadcast(beta, F, acc, "beta")
-    alpha = _broadcast(alpha, F, acc, "alpha")
-    threshold = _broadcast(threshold, F, acc, "threshold")
+    beta = _broadcast(n.beta, F, acc, "beta")
+    alpha = _broadcast(n.alpha, F, acc, "alpha")
+    threshold = _broadcast(n.threshold, F, acc, "threshold")
     V = None if V is None else V.to(acc)
 
     u = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
-    if u0 is not None:
-        u = u + (u0.to(acc) if isinstance(u0, torch.Tensor) else float(u0))
+    if n.u0 is not None:
+        u = u + (n.u0.to(acc) if isinstance(n.u0, torch.Tensor) else float(n.u0))
     o = None  # o_0 = 0: no recurrent input at the first step
     spikes, membrane = [], []
     for x_t in x.to(acc).unbind(0):
         current = x_t if V is None or o is None else x_t + o @ V.t()
-        o, h, u = lif_step(u, current, beta, alpha, threshold, reset, v_reset, detach_reset, surrogate)
+        o, h, u = lif_step(u, current, beta, alpha, threshold, n.reset, n.v_reset, n.detach_reset,
+                           n.surrogate)
         spikes.append(o)
         membrane.append(h)
 
     empty = x.new_empty(x.shape, dtype=acc)
     spikes = (torch.stack(spikes) if spikes else empty).to(x.dtype)
     membrane = torch.stack(membrane) if membrane else empty
-    return _args.results(spikes, u, membrane, return_state, return_membrane)
+    return _args.results(spikes, u, membrane, n.return_state, n.return_membrane)
 
 
-def lif(
-    x: torch.Tensor,
-    beta,
-    *,
-    alpha=1.0,
-    threshold=1.0,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    detach_reset: bool = False,
-    u0=None,
-    surrogate="rectangle",
-    return_state: bool = False,
-    return_membrane: bool = False,
-):
+@_args.neuron_signature
+def lif(x: torch.Tensor, beta, **neuron):
     """Same arguments and results as snnfast.lif."""
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
-                                     detach_reset, return_state, return_membrane)
-    return _run(x, None, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
-                return_state, return_membrane)
+    return _run(x, None, _args.neuron_args("snnfast.reference.lif", x, None, beta, neuron))
 
 
-def recurrent_lif(
-    x: torch.Tensor,
-    V: torch.Tensor,
-    beta,
-    *,
-    alpha=1.0,
-    threshold=1.0,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    detach_reset: bool = False,
-    u0=None,
-    surrogate="rectangle",
-    return_state: bool = False,
-    return_membrane: bool = False,
-):
+@_args.neuron_signature
+def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
     """Same arguments and results as snnfast.recurrent_lif: lif with I_t = x_t + o_{t-1} V^T."""
-    surrogate = _args.check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, surrogate,
-                                               detach_reset, return_state, return_membrane)
-    return _run(x, V, beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate,
-                return_state, return_membrane)
+    return _run(x, V, _args.neuron_args("snnfast.reference.recurrent_lif", x, V, beta, neuron))

@@ -22,8 +22,9 @@ from typing import Callable, Optional
 
 import torch
 
-from . import ops
-from .benchmark import choose_allocator, interleaved_times, machine, write_report
+from .. import ops
+from ..surrogate import Sigmoid
+from .benchmark import choose_allocator, describe_neuron, interleaved_times, load_average, machine, write_report
 
 T_GRID = (2, 4, 8, 16, 32)
 N_GRID = (2**8, 2**12, 2**16, 2**20)
@@ -32,9 +33,11 @@ QUICK_N_GRID = (2**12, 2**16, 2**20)
 
 # The IF neuron of the protocol, in docs/neuron.md's terms. SpikingJelly's IFNode(v_reset=None)
 # is the same neuron (h = u + x; soft reset by the threshold) with its default sigmoid
-# surrogate, alpha = 4.
+# surrogate (SpikingJelly's alpha = 4: our sharpness).
 THRESHOLD = 1.0
 SURROGATE_SHARPNESS = 4.0
+NEURON = dict(beta=1.0, threshold=THRESHOLD, reset="soft", detach_reset=True,
+              surrogate=Sigmoid(SURROGATE_SHARPNESS))
 # The IMP paper initialises the learnable u0 uniformly in (0.4, 0.6) (its configs); any value
 # times the same, a fixed draw keeps runs comparable.
 IMP_LOW, IMP_HIGH = 0.4, 0.6
@@ -50,14 +53,10 @@ class Contender:
 
 
 def _snnfast(N: int, imp: bool, device: torch.device) -> Contender:
-    from .surrogate import Sigmoid
-
-    surrogate = Sigmoid(SURROGATE_SHARPNESS)
     u0 = _imp_parameter(N, device) if imp else None
 
     def run(x):
-        return ops.lif(x, 1.0, threshold=THRESHOLD, reset="soft", detach_reset=True, u0=u0,
-                       surrogate=surrogate)
+        return ops.lif(x, **NEURON, u0=u0)
 
     return Contender("snnfast.lif (fused)", imp, run, u0)
 
@@ -213,9 +212,10 @@ def report(T_grid, N_grid, device: torch.device, rounds: int, allocator: str, pr
         rows += measure(T, N, device, rounds)
     lines = overheads(rows)
     header = (
-        f"Machine: {machine()}; device {device}; {datetime.date.today().isoformat()}.\n"
-        f"Neuron: IF (beta = 1, threshold {THRESHOLD}, soft reset, detach_reset), sigmoid surrogate "
-        f"(sharpness {SURROGATE_SHARPNESS}); input [T, 1, N] float32; IMP: a learnable u0 of shape [N].\n"
+        f"Machine: {machine(device)}; device {device}; {datetime.date.today().isoformat()}; "
+        f"load average {load_average()}.\n"
+        f"Neuron: IF, that is {describe_neuron(**NEURON)}; input [T, 1, N] float32; "
+        f"IMP: a learnable u0 of shape [N].\n"
         f"Times: best (and median) of {rounds} interleaved rounds; overhead = with IMP / without - 1.\n"
         f"CPU memory: {allocator}.\n"
     )

@@ -1,4 +1,7 @@
-"""Times the fused LIF op against the reference loop and the peers, beside the memory floor.
+"""Times the fused LIF op against the reference loop and the peers, beside the memory floor;
+and the toolkit every benchmark of bench/ uses: one timer (interleaved_times, time_call), one
+machine description (machine), one neuron (NEURON, named in every table's header by
+describe_neuron), the copy rate and the report writer.
 
 `snnfast bench` and bench/bench_lif.py both run this. Every
 contender runs the same neuron on the same input in one process, so the ratios are fair even
@@ -9,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import datetime
 import math
+import os
 import platform
 import sys
 import time
@@ -19,14 +24,31 @@ from typing import Callable, Optional
 
 import torch
 
-from . import ops, reference
+from .. import ops, reference
+from .. import surrogate as surrogates
 
-# The neuron every contender runs: SpikingJelly's default LIFNode(tau=2, decay_input=True,
-# v_threshold=1, v_reset=0) with its default sigmoid surrogate (alpha=4); in the terms of
-# neuron-spec.md: beta = 1 - 1/tau, alpha = 1/tau, hard reset to 0.
+# The neuron of every LIF benchmark (bench_lif, bench_cuda, bench_memory, bench_allocator), so
+# that their tables compare: SpikingJelly's default LIFNode(tau=2, decay_input=True,
+# v_threshold=1, v_reset=0) with its default sigmoid surrogate (SpikingJelly's alpha=4, our
+# sharpness); in docs/neuron.md's terms beta = 1 - 1/tau, alpha = 1/tau, hard reset to 0.
 TAU = 2.0
 BETA = 1.0 - 1.0 / TAU
 ALPHA = 1.0 / TAU
+SHARPNESS = 4.0
+# snnfast.lif(x, **NEURON) runs it.
+NEURON = dict(beta=BETA, alpha=ALPHA, threshold=1.0, reset="hard", v_reset=0.0,
+              surrogate=surrogates.Sigmoid(SHARPNESS))
+
+
+def describe_neuron(beta, alpha=1.0, threshold=1.0, reset="hard", v_reset=0.0, surrogate="rectangle",
+                    detach_reset=False, recurrent=False) -> str:
+    """The neuron of a table, for its header: every setting snnfast.lif takes, in one wording
+    for every benchmark (the keywords are snnfast.lif's, so describe_neuron(**NEURON) works)."""
+    s = surrogates.get(surrogate)
+    resets = {"hard": f"hard reset to {v_reset:g}", "soft": "soft reset", "none": "no reset"}
+    parameter = dataclasses.fields(s)[0].name  # width or sharpness
+    return (f"{'recurrent ' if recurrent else ''}LIF, beta = {beta:g}, alpha = {alpha:g}, threshold {threshold:g}, "
+            f"{resets[reset]}{', detach_reset' if detach_reset else ''}, {s.name} surrogate ({parameter} {s.param:g})")
 
 # Bytes per neuron-step that a fused fwd + bwd must move at the least, in units of the
 # element size: forward reads x and writes spikes and h; backward reads the incoming
@@ -48,11 +70,13 @@ def time_call(fn: Callable[[], object], device: torch.device, repeats: int, warm
 
 
 def interleaved_times(calls: list[Callable[[], object]], device: torch.device, rounds: int,
-                      warmup: int = 2, min_sample_s: float = 0.01) -> list[list[float]]:
-    """Seconds per call of each call in each of `rounds` rounds. Each round runs every call in
-    turn, so that a burst of load on the machine hits all of them rather than one; a sample
-    repeats a short call until it lasts about min_sample_s, above the timer's and the
-    scheduler's jitter."""
+                      warmup: int = 2, min_sample_s: float = 0.01, settle: int = 0) -> list[list[float]]:
+    """Seconds per call of each call in each of `rounds` rounds: the one timer of every
+    benchmark. Each round runs every call in turn, so that a burst of load on the machine hits
+    all of them rather than one; a sample repeats a short call until it lasts about
+    min_sample_s, above the timer's and the scheduler's jitter (0: one call per sample). On a
+    GPU the device is synchronised around each sample. settle: untimed calls before each
+    sample, where a call runs in the state the one before left (an allocator's cache, say)."""
     def run(fn, repeats):
         _sync(device)
         start = time.perf_counter()
@@ -69,6 +93,8 @@ def interleaved_times(calls: list[Callable[[], object]], device: torch.device, r
     times = [[] for _ in calls]
     for _ in range(rounds):
         for fn, n, seen in zip(calls, repeats, times):
+            for _ in range(settle):
+                fn()
             seen.append(run(fn, n))
     return times
 
@@ -120,11 +146,11 @@ class Contender:
 
 
 def _snnfast(x):
-    return ops.lif(x, BETA, alpha=ALPHA, surrogate="sigmoid")
+    return ops.lif(x, **NEURON)
 
 
 def _reference(x):
-    return reference.lif(x, BETA, alpha=ALPHA, surrogate="sigmoid")
+    return reference.lif(x, **NEURON)
 
 
 def _spikingjelly() -> Optional[Contender]:
@@ -220,11 +246,34 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, {platform.python_implementation()} {platform.python_version()}"
-    )
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine(device="cpu") -> str:
+    """What ran a benchmark, in one line for every report: the GPU (name, memory, CUDA
+    version) or the CPU (model, threads), then torch and Python."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        what = f"{props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
+    else:
+        what = f"{cpu_model()}, {torch.get_num_threads()} threads"
+    return f"{what}, torch {torch.__version__}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def load_average() -> str:
+    """The 1-minute load average now, for a header ("-" where the system has none): figures
+    from a shared machine say how busy it was."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "-"
 
 
 def report(shapes, device: torch.device, repeats: int, reference_max_T: int = 100,
@@ -239,10 +288,9 @@ def report(shapes, device: torch.device, repeats: int, reference_max_T: int = 10
         rows += measure(T, B, N, device, rate, repeats, include_reference=T <= reference_max_T)
     date = datetime.date.today().isoformat()
     return (
-        f"Machine: {machine()}; device {device}; {date}; measured copy rate {rate / 1e9:.1f} GB/s "
-        f"(read + write).\n"
-        f"Neuron: LIF, beta = {BETA}, alpha = {ALPHA}, threshold 1, hard reset to 0, sigmoid surrogate; "
-        f"float32; times are the best of {repeats} runs.\n"
+        f"Machine: {machine(device)}; device {device}; {date}; load average {load_average()}; "
+        f"measured copy rate {rate / 1e9:.1f} GB/s (read + write).\n"
+        f"Neuron: {describe_neuron(**NEURON)}; float32; times are the best of {repeats} runs.\n"
         f"The memory floor is {FORWARD_PASSES + BACKWARD_PASSES} x 4 bytes per neuron-step over the copy rate.\n"
         f"CPU memory: {allocator}.\n\n"
         + table(rows)

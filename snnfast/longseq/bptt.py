@@ -8,7 +8,7 @@ float32 membrane trace ([T, B, *F], 4 bytes per neuron-step) for the backward pa
 - run_chunked / truncated_backward: a sequence run in chunks with the state carried from
   one chunk to the next (full BPTT, or truncated BPTT with a backward pass per chunk).
 
-LinearLIF (snnfast/linear_lif.py) adds the input side: spikes saved as bits, the input
+LinearLIF (snnfast/nn/linear.py) adds the input side: spikes saved as bits, the input
 current recomputed.
 """
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Callable
 
 import torch
 
-from . import _args, _segments, reference
-from . import surrogate as surrogates
+from .. import _args, reference
+from .. import surrogate as surrogates
+from . import _segments
 from ._segments import LIFCall
 
 
@@ -202,14 +203,14 @@ def lif_saved_bf16(
     Plain rounding (keep_branches=False) carries the few membranes within half an ulp of the
     threshold or of a window edge to the other side, and each of those steps contributes an
     O(1) error that BPTT carries back in time: 2-15% of the gradient's norm in
-    tests/test_memory.py. keep_branches=True (the default) rounds those few values to the
+    tests/test_bptt.py. keep_branches=True (the default) rounds those few values to the
     bfloat16 on their own side instead, so every branch is the forward's; what remains is the
     surrogate and the reset evaluated at a membrane off by less than one bfloat16 ulp
-    (relative 2^-8). Tolerance, checked in tests/test_memory.py and measured in
+    (relative 2^-8). Tolerance, checked in tests/test_bptt.py and measured in
     docs/benchmarks.md (memory): the gradients of x, u0 and per-neuron parameters within 1e-2
     of float32's, relative to their norm. A per-layer or per-channel parameter's gradient is
     the sum of its neurons' and can be further off where they cancel (up to 0.2 relative for
-    a per-layer threshold in tests/test_memory.py's cases). Arguments are those of
+    a per-layer threshold in tests/test_bptt.py's cases). Arguments are those of
     snnfast.lif, plus keep_branches.
     """
     _args.check_flag(keep_branches, "keep_branches")

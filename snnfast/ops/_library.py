@@ -9,7 +9,7 @@ import torch
 
 def _load() -> bool:
     try:
-        from . import _C  # noqa: F401  (its static initialisers register torch.ops.snnfast)
+        from .. import _C  # noqa: F401  (its static initialisers register torch.ops.snnfast)
 
         return True
     except ImportError:

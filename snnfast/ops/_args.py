@@ -4,12 +4,14 @@ input fails with the same error wherever it is passed: one that names the argume
 what is expected. Also where the compiled ops refuse what they cannot do (see check_autograd)."""
 from __future__ import annotations
 
+import inspect
 import numbers
+from typing import Any, NamedTuple
 
 import torch
 import torch.autograd.forward_ad as forward_ad
 
-from . import surrogate as surrogates
+from .. import surrogate as surrogates
 
 RESETS = ("hard", "soft", "none")
 
@@ -31,7 +33,7 @@ def check_input(x, name: str = "x") -> None:
 
 
 def param_kind(value: torch.Tensor, F: tuple, name: str) -> str:
-    """'layer', 'channel' or 'neuron' (neuron-spec.md, Shapes), else a ValueError naming `name`."""
+    """'layer', 'channel' or 'neuron' (docs/neuron.md, Shapes), else a ValueError naming `name`."""
     if value.numel() == 1 and value.dim() <= 1:
         return "layer"
     if tuple(value.shape) == F:
@@ -127,6 +129,58 @@ def check_recurrent_lif_args(x, V, beta, alpha, threshold, u0, reset, v_reset, s
         raise ValueError(f"V is on {V.device} but x is on {x.device}")
     return check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate, detach_reset,
                           return_state, return_membrane)
+
+
+class Neuron(NamedTuple):
+    """The neuron arguments of lif, recurrent_lif and their reference (docs/neuron.md):
+    beta and the keywords after it, defined here once. neuron_args checks them."""
+
+    beta: Any
+    alpha: Any = 1.0
+    threshold: Any = 1.0
+    reset: str = "hard"
+    v_reset: float = 0.0
+    detach_reset: bool = False
+    u0: Any = None
+    surrogate: Any = "rectangle"  # a surrogate object once checked
+    return_state: bool = False
+    return_membrane: bool = False
+
+    def op_args(self) -> tuple:
+        """The trailing arguments of torch.ops.snnfast.lif and recurrent_lif: (beta, alpha,
+        threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param)."""
+        return (as_tensor(self.beta), as_tensor(self.alpha), as_tensor(self.threshold),
+                None if self.u0 is None else as_tensor(self.u0), self.reset, float(self.v_reset),
+                bool(self.detach_reset), self.surrogate.name, self.surrogate.param)
+
+    def keywords(self) -> dict:
+        """The keywords after beta, to call another function of this signature."""
+        return {name: getattr(self, name) for name in self._fields[1:]}
+
+
+def neuron_args(op: str, x, V, beta, keywords: dict) -> Neuron:
+    """The checked Neuron of a call op(x, [V,] beta, **keywords) (V is None for lif): a clear
+    error for an unknown keyword or a bad argument."""
+    unknown = sorted(set(keywords) - set(Neuron._fields))
+    if unknown:
+        raise TypeError(f"{op}() got an unexpected keyword argument {unknown[0]!r}")
+    n = Neuron(beta, **keywords)
+    check = (check_lif_args(x, n.beta, n.alpha, n.threshold, n.u0, n.reset, n.v_reset, n.surrogate,
+                            n.detach_reset, n.return_state, n.return_membrane)
+             if V is None else
+             check_recurrent_lif_args(x, V, n.beta, n.alpha, n.threshold, n.u0, n.reset, n.v_reset,
+                                      n.surrogate, n.detach_reset, n.return_state, n.return_membrane))
+    return n._replace(surrogate=check)
+
+
+def neuron_signature(fn):
+    """Gives fn(x, [V,] beta, **neuron) the signature it accepts, for help() and inspect:
+    the Neuron's keywords with their defaults."""
+    params = list(inspect.signature(fn).parameters.values())[:-1]  # without **neuron
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default in Neuron._field_defaults.items()]
+    fn.__signature__ = inspect.Signature(params)
+    return fn
 
 
 def check_linear_lif_args(spikes_in, weight, bias, check_binary) -> None:

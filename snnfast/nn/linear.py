@@ -16,10 +16,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from . import _args, _segments, bitpack
-from . import surrogate as surrogates
-from ._segments import LIFCall
-from .lowmem import check_kernel_runs
+from .. import _args
+from .. import surrogate as surrogates
+from ..longseq import _segments, bitpack
+from ..longseq._segments import LIFCall
+from ..longseq.bptt import check_kernel_runs
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
 # trace is kept (a checkpointed backward pass works segment by segment anyway).
@@ -135,7 +136,7 @@ def linear_lif(
     return_state: bool = False,
 ):
     """snnfast.lif(F.linear(spikes_in, weight, bias), beta, ...) in one autograd node that saves
-    spikes_in packed as bits and, with segment=K, only every K-th state of the membrane.
+    spikes_in packed as bits and, with segment=K, only every K-th state.
 
     spikes_in: [T, B, in_features] binary spikes (0 or 1) in a float dtype: packing keeps
     only whether a value is nonzero. check_binary=True checks it (one more comparison pass
@@ -171,7 +172,7 @@ def linear_lif(
 class LinearLIF(torch.nn.Module):
     """nn.Linear(in_features, out_features) followed by LIF neurons (snnfast.lif), for binary
     input spikes [T, B, in_features], saving the input as bits; segment=K also checkpoints
-    the membrane every K steps (see linear_lif). The weight and bias are initialised as
+    the state every K steps (see linear_lif). The weight and bias are initialised as
     nn.Linear's. beta, alpha and threshold are floats or tensors (an nn.Parameter is learned,
     another tensor is copied into a buffer); the other arguments are snnfast.lif's."""
 

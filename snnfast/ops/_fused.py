@@ -1,0 +1,118 @@
+"""What the fused ops (snnfast.lif, snnfast.recurrent_lif) share, written once: the call of
+the compiled op or of the reference where there is no kernel, its fake (meta) kernels and its
+autograd.
+
+Both ops have the schema op(x, [V,] beta, alpha, threshold, u0, <5 options>) -> (spikes,
+membrane, u_last) and op_backward(grad_spikes, grad_membrane, grad_u_last, <saved tensors>,
+<5 options>, output_mask) -> one gradient per tensor input, where the saved tensors are the
+forward's tensor inputs with x kept only for alpha's gradient and membrane (and, for
+recurrent_lif, spikes) in front.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .. import surrogate as surrogates
+from . import _args
+
+_warned = set()
+
+
+def fall_back(op: str, x: torch.Tensor, devices, surrogate) -> bool:
+    """Whether `op` runs in the reference instead of its kernel (warning once per op and
+    cause): where no kernel is compiled for x's device, or for a surrogate the kernels do
+    not know."""
+    if x.device.type not in devices:
+        cause = (op, x.device.type), (f"no compiled kernel for {x.device.type} tensors. Build the "
+                                      "extension (see README.md)")
+    elif not surrogates.in_kernel(surrogate):
+        cause = (op, type(surrogate)), (f"the surrogate {type(surrogate).__qualname__} defines its "
+                                        "own derivative, which the compiled kernels (rectangle, "
+                                        "triangle, sigmoid, atan by name) do not compute")
+    else:
+        return False
+    if cause[0] not in _warned:
+        _warned.add(cause[0])
+        warnings.warn(f"{op}: {cause[1]}; using the pure-PyTorch reference loop, which gives "
+                      "the same results much more slowly.", stacklevel=4)
+    return True
+
+
+def call(name: str, devices, reference_fn, x, V, neuron: _args.Neuron):
+    """snnfast.<name>(x, [V,] **neuron): the compiled op, or reference_fn where fall_back says."""
+    op = f"snnfast.{name}"
+    sequence = (x,) if V is None else (x, V)
+    if fall_back(op, x, devices, neuron.surrogate):
+        return reference_fn(*sequence, neuron.beta, **neuron.keywords())
+    _args.check_autograd(op, (*sequence, neuron.beta, neuron.alpha, neuron.threshold, neuron.u0),
+                         instead=f"snnfast.reference.{name}")
+    spikes, membrane, u_last = getattr(torch.ops.snnfast, name)(*sequence, *neuron.op_args())
+    return _args.results(spikes, u_last, membrane, neuron.return_state, neuron.return_membrane)
+
+
+def _fake_forward(x, *inputs):
+    acc = _args.acc_dtype(x.dtype)
+    return x.new_empty(x.shape), x.new_empty(x.shape, dtype=acc), x.new_empty(x.shape[1:], dtype=acc)
+
+
+def _fake_backward(grad_spikes, grad_membrane, grad_u_last, *inputs):
+    *saved, _reset, _v_reset, _detach_reset, _surrogate, _surrogate_param, output_mask = inputs
+    # The gradients are for x (shaped like membrane, in grad_spikes' dtype) and the last
+    # len(output_mask) - 1 saved tensors ([V,] beta, alpha, threshold, u0); membrane is just
+    # before x, which is just before them.
+    membrane = saved[-len(output_mask) - 1]
+    params = saved[len(saved) - len(output_mask) + 1:]
+
+    def grad_like(needed, t, dtype=None):
+        if needed and t is not None:
+            return t.new_empty(t.shape, dtype=dtype or t.dtype)
+        return membrane.new_empty((0,))
+
+    return (grad_like(output_mask[0], membrane, grad_spikes.dtype),
+            *(grad_like(needed, t) for needed, t in zip(output_mask[1:], params)))
+
+
+def register(name: str) -> None:
+    """Registers the fake kernels of torch.ops.snnfast.<name> and <name>_backward and the
+    autograd of <name>."""
+    op = f"snnfast.{name}"
+    backward_op = getattr(torch.ops.snnfast, f"{name}_backward")
+
+    def setup_context(ctx, inputs, output):
+        *tensors, reset, v_reset, detach_reset, surrogate, surrogate_param = inputs
+        x, *params = tensors  # params: [V,] beta, alpha, threshold, u0
+        spikes, membrane, _ = output
+        # Gradients of unused outputs stay None instead of becoming [T, B, *F] zeros.
+        ctx.set_materialize_grads(False)
+        ctx.x_meta = (x.shape, x.dtype, x.device)
+        need_alpha = ctx.needs_input_grad[len(tensors) - 3]
+        # recurrent_lif reads o_{t-1} for the gradients of V and alpha's recurrent part.
+        front = (spikes if ctx.needs_input_grad[1] or need_alpha else None,) if len(params) == 5 else ()
+        ctx.save_for_backward(*front, membrane, x if need_alpha else None, *params)
+        ctx.options = (reset, v_reset, detach_reset, surrogate, surrogate_param)
+        ctx.n_inputs = len(tensors)
+
+    def backward(ctx, grad_spikes, grad_membrane, grad_u_last):
+        saved = ctx.saved_tensors
+        _args.check_first_order(op, (grad_spikes, grad_membrane, grad_u_last, *saved),
+                                instead=f"snnfast.reference.{name}")
+        output_mask = list(ctx.needs_input_grad[:ctx.n_inputs])
+        if grad_spikes is None:
+            shape, dtype, device = ctx.x_meta
+            grad_spikes = torch.zeros(shape, dtype=dtype, device=device)
+        grads = backward_op(grad_spikes, grad_membrane, grad_u_last, *saved, *ctx.options, output_mask)
+        return tuple(g if needed else None for g, needed in zip(grads, output_mask)) + (None,) * 5
+
+    torch.library.register_fake(f"snnfast::{name}")(_fake_forward)
+    torch.library.register_fake(f"snnfast::{name}_backward")(_fake_backward)
+    torch.library.register_autograd(f"snnfast::{name}", backward, setup_context=setup_context)
+
+
+def register_fakes(namespace: str) -> None:
+    """The same fake kernels for another namespace's twins of the ops (the tests' emulated
+    CUDA device, tests/emulated_cuda.py)."""
+    for name in ("lif", "recurrent_lif"):
+        torch.library.register_fake(f"{namespace}::{name}")(_fake_forward)
+        torch.library.register_fake(f"{namespace}::{name}_backward")(_fake_backward)

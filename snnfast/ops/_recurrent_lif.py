@@ -1,0 +1,38 @@
+"""snnfast.recurrent_lif: the fused recurrent LIF op.
+
+The op runs in C++ (torch.ops.snnfast.recurrent_lif / recurrent_lif_backward), time loop
+included; this file only documents it and prepares its arguments; its autograd and fake
+kernels are those of _fused.py.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import _args, _fused, _library, reference
+
+
+@_args.neuron_signature
+def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
+    """Runs T steps of recurrently connected LIF neurons over x of shape [T, B, N].
+
+    I_t = x_t + o_{t-1} V^T (o_0 = 0), then the neuron of snnfast.lif:
+    h_t = beta * u_{t-1} + alpha * I_t; o_t = H(h_t - threshold); u_t = reset(h_t, o_t),
+    as docs/neuron.md defines, with BPTT through `surrogate` in the backward pass.
+
+    Args:
+        x: input current [T, B, N], float16, bfloat16, float32 or float64.
+        V: recurrent weights [N, N] (learnable): V[n, j] is the weight from neuron j to n.
+        beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate, return_state,
+            return_membrane: as in snnfast.lif.
+
+    Returns:
+        The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h]) with the flags.
+        u_T and h are float32 for float16/bfloat16 input (the arithmetic precision, in which
+        the op also computes o_{t-1} V^T).
+    """
+    return _fused.call("recurrent_lif", _library.RECURRENT_LIF_DEVICES, reference.recurrent_lif,
+                       x, V, _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron))
+
+
+if _library.LOADED:
+    _fused.register("recurrent_lif")

@@ -1,0 +1,52 @@
+"""snnfast/utils/benchmark.py as the toolkit of every benchmark: the timer, the machine line and
+the neuron named in the headers."""
+import torch
+
+import snnfast
+from snnfast.utils import benchmark
+
+CPU = torch.device("cpu")
+
+
+def test_interleaved_times_runs_every_call_in_turn_and_settles():
+    order = []
+    calls = [lambda: order.append("a"), lambda: order.append("b")]
+    times = benchmark.interleaved_times(calls, CPU, rounds=3, warmup=1, min_sample_s=0.0, settle=1)
+    assert [len(t) for t in times] == [3, 3] and all(s >= 0 for t in times for s in t)
+    # One calibration call each, then per round: a's settle call and its sample, then b's.
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3
+
+
+def test_a_sample_repeats_a_short_call():
+    count = [0]
+    (times,) = benchmark.interleaved_times([lambda: count.__setitem__(0, count[0] + 1)], CPU, rounds=2,
+                                           warmup=1, min_sample_s=0.005)
+    assert len(times) == 2 and count[0] > 3  # far more calls than samples
+
+
+def test_machine_names_the_cpu_and_versions():
+    line = benchmark.machine(CPU)
+    assert f"{torch.get_num_threads()} threads" in line and f"torch {torch.__version__}" in line
+    assert benchmark.cpu_model() in line
+
+
+def test_the_benchmark_neuron_is_what_snnfast_lif_runs():
+    x = torch.randn(6, 2, 5, dtype=torch.float64) + 0.8
+    spikes = snnfast.lif(x, **benchmark.NEURON)
+    want = snnfast.reference.lif(x, 0.5, alpha=0.5, threshold=1.0, surrogate=snnfast.surrogate.Sigmoid(4.0))
+    assert torch.equal(spikes, want)
+    assert benchmark.describe_neuron(**benchmark.NEURON) == (
+        "LIF, beta = 0.5, alpha = 0.5, threshold 1, hard reset to 0, sigmoid surrogate (sharpness 4)")
+
+
+def test_describe_neuron_names_every_setting():
+    text = benchmark.describe_neuron(1.0, threshold=0.5, reset="soft", detach_reset=True,
+                                     surrogate=snnfast.surrogate.Triangle(2.0), recurrent=True)
+    assert text == ("recurrent LIF, beta = 1, alpha = 1, threshold 0.5, soft reset, detach_reset, "
+                    "triangle surrogate (width 2)")
+
+
+def test_every_bench_header_names_the_neuron():
+    header = benchmark.report([(4, 2, 8)], CPU, repeats=1, progress=False)
+    assert f"Neuron: {benchmark.describe_neuron(**benchmark.NEURON)}" in header
+    assert f"Machine: {benchmark.machine(CPU)}" in header
