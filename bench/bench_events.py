@@ -5,6 +5,7 @@ inference and one training step, at input and hidden spike rates of 1-20 %.
     python bench/bench_events.py [--T 200] [--rates 0.01 0.03 0.1 0.2] [--rounds 5]
         [--json FILE] [--plot docs/event_linear.png] [--report FILE]
     python bench/bench_events.py --replot FILE.json --plot docs/event_linear.png
+    python bench/bench_events.py --conv [--T 20]     # would an event-driven Conv2d pay?
 
 Ways (each a two-layer network, the neuron of bench_memory.py: beta = alpha = 0.5, hard
 reset, sigmoid surrogate):
@@ -188,6 +189,30 @@ def check_equal(sizes, T, rate):
     return max(float((a - b).abs().max()) for a, b in zip(results["dense"], results["events"])), scale
 
 
+# N-MNIST-sized convolutions of a spiking CNN: (C_in, H, W, C_out, k).
+CONVS = {"conv1 2x34x34 -> 12, 5x5": (2, 34, 34, 12, 5), "conv2 12x15x15 -> 32, 5x5": (12, 15, 15, 32, 5)}
+
+
+def measure_conv(T, rate, rounds, device):
+    """Dense F.conv2d against what an event-driven one would cost at least: an event conv is
+    event_linear over the im2col view of the spikes (each output position gathers the weight
+    columns of the active inputs of its receptive field, C_out features each), so the
+    event_linear on the im2col events, built beforehand, is its kernel's cost, and the
+    conversion of the input spikes comes on top."""
+    out = []
+    for name, (c_in, h, w, c_out, k) in CONVS.items():
+        x = (torch.rand(T * B, c_in, h, w, generator=torch.Generator().manual_seed(5)) < rate).float()
+        weight = torch.randn(c_out, c_in, k, k)
+        cols = F.unfold(x, k).transpose(1, 2).reshape(-1, c_in * k * k)  # [positions, C_in k k]
+        events = to_events(cols)
+        weight_t = weight.flatten(1).t().contiguous()
+        calls = [lambda: F.conv2d(x, weight), lambda: to_events(x),
+                 lambda: torch.ops.snnfast.event_linear(events.offsets, events.indices, weight_t, None)]
+        times = benchmark.interleaved_times(calls, device, rounds, min_sample_s=0.0)
+        out.append((name, rate, *(statistics.median(t) * 1e3 for t in times)))
+    return out
+
+
 def crossover(rows, network, mode, way="events"):
     """The first rate at which `way` is no faster than dense (median), or None."""
     for row in sorted((r for r in rows if r["network"] == network), key=lambda r: r["rate"]):
@@ -252,11 +277,25 @@ def main(argv=None):
     parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05, 0.1, 0.2])
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (on a machine shared by "
+                        "more processes than cores, 1 thread waits at no OpenMP barrier)")
     parser.add_argument("--json")
     parser.add_argument("--plot")
     parser.add_argument("--report")
     parser.add_argument("--replot")
+    parser.add_argument("--conv", action="store_true", help="measure the event-driven Conv2d's case only")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.conv:
+        print(f"{datetime.date.today()}, {benchmark.machine()}; uptime: "
+              f"{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}; T = {args.T}, B = {B}")
+        print("| convolution | rate | dense conv2d | convert input | event kernel (im2col events) |")
+        print("|---|---:|---:|---:|---:|")
+        for rate in args.rates:
+            for name, r, dense, convert, kernel in measure_conv(args.T, rate, args.rounds, torch.device("cpu")):
+                print(f"| {name} | {r:.0%} | {dense:.1f} | {convert:.1f} | {kernel:.1f} |")
+        return
     if args.replot:
         with open(args.replot) as f:
             rows = json.load(f)["rows"]

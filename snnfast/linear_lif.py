@@ -35,7 +35,7 @@ _UNPACK_BLOCK = 1 << 20
 # The input spike rate below which LinearLIF's events="auto" computes on the events: where the
 # event path's forward + backward (conversion included) is as fast as the dense one on this
 # project's benchmark machine (bench/bench_events.py, docs/benchmarks.md#event-linear).
-EVENT_CROSSOVER = 0.10
+EVENT_CROSSOVER = 0.15
 # Rows of the input read to estimate its spike rate (evenly spaced): the estimate only picks
 # the path, and both paths give the same results.
 _RATE_SAMPLE_ROWS = 1024
