@@ -11,7 +11,7 @@ import warnings
 import torch
 from torch import nn
 
-from . import _args
+from .ops import _args
 from . import surrogate as surrogates
 from .nn import IF, LIF
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from . import _args
+from .ops import _args
 from .nn import DALIF, LIF, IF, LeakyReadout, LinearLIF, RecurrentLIF, TimeDistributed, TimeDropout
 from .ops import lif as lif_op
 

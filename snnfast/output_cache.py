@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _library
+from .ops import _library
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def build() -> None:
     directory = ROOT / "build" / "emulated_cuda"
     directory.mkdir(parents=True, exist_ok=True)
     sources = [CSRC / "lif.cpp", CSRC / "recurrent_lif.cpp", CSRC / "neuron_glue.cpp", CSRC / "output_cache.cpp",
+               CSRC / "event_linear.cpp",
                *sorted((CSRC / "emulated").glob("*.cpp"))]
     os.environ.setdefault("MAX_JOBS", "2")
     # The product's flags (the same rounding as the CPU kernels), at -O1: the emulated
@@ -68,9 +69,11 @@ def build() -> None:
 
 def _register_fakes() -> None:
     # The twins' meta kernels are snnfast's, for opcheck and torch.compile under the mode.
-    from snnfast.ops import _fused
+    from snnfast.ops import _fused, event_linear
 
     _fused.register_fakes("snnfast_emulated")
+    for name, fake in event_linear.FAKES.items():
+        torch.library.register_fake(f"snnfast_emulated::{name}")(fake)
 
 
 def set_device(multiprocessors: int, shared_memory_per_block: int) -> None:

@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from .. import _args, _library
+from ..ops import _args, _library
 
 Bounds = List[Tuple[int, int]]
 

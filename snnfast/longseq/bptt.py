@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .. import _args, reference
+from ..ops import _args, reference
 from .. import surrogate as surrogates
 from . import _segments
 from ._segments import LIFCall

@@ -2,7 +2,12 @@
 spikes packed as bits (1 bit per spike instead of 4 bytes) and recomputes the input current
 W s + b where the backward pass needs it.
 
-Saved for backward: the packed input spikes ([T, B, ceil(in_features / 8)] bytes), the
+Below a crossover spike rate (EVENT_CROSSOVER, measured in docs/benchmarks.md#event-linear)
+the input current is computed on the input's events instead (snnfast.event_linear: the work
+follows the spikes that fired) and the events replace the bits as the saved form of the input.
+
+Saved for backward: the packed input spikes ([T, B, ceil(in_features / 8)] bytes) or their
+events (8 bytes per row + 4 per spike: fewer bytes than the bits below a rate of 1/32), the
 weight, and either the membrane trace ([T, B, out_features], 4 bytes per neuron-step) or,
 with segment=K, only the state at the start of every segment of K steps (time-checkpointed
 BPTT, as snnfast.lif_checkpointed: each segment's current and membrane are recomputed in the
@@ -16,16 +21,26 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .. import _args
+from ..ops import _args
 from .. import surrogate as surrogates
 from ..longseq import _segments, bitpack
 from ..longseq._segments import LIFCall
 from ..longseq.bptt import check_kernel_runs
+from ..ops import _library
+from ..ops import event_linear as events_ops
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
 # trace is kept (a checkpointed backward pass works segment by segment anyway).
 _UNPACK_BLOCK = 1 << 20
 
+
+# The input spike rate below which LinearLIF's events="auto" computes on the events: where the
+# event path's forward + backward (conversion included) is as fast as the dense one on this
+# project's benchmark machine (bench/bench_events.py, docs/benchmarks.md#event-linear).
+EVENT_CROSSOVER = 0.15
+# Rows of the input read to estimate its spike rate (evenly spaced): the estimate only picks
+# the path, and both paths give the same results.
+_RATE_SAMPLE_ROWS = 1024
 
 _NOT_BINARY = ("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
                "use nn.Linear + snnfast.lif for other inputs")
@@ -33,7 +48,8 @@ _NOT_BINARY = ("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
 
 class _LinearLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spikes_in, weight, bias, beta, alpha, threshold, u0, options, segment, check_binary):
+    def forward(ctx, spikes_in, weight, bias, beta, alpha, threshold, u0, options, segment, check_binary,
+                use_events):
         ctx.set_materialize_grads(False)
         T, B, n_in = spikes_in.shape
         if check_binary and torch.compiler.is_compiling():
@@ -41,14 +57,28 @@ class _LinearLIF(torch.autograd.Function):
             # assertion of its own instead.
             torch._assert_async(((spikes_in == 0) | (spikes_in == 1)).all(), _NOT_BINARY)
             check_binary = False
-        try:
-            packed = bitpack.pack_bits(spikes_in, require_binary=check_binary)
-        except ValueError:
-            raise ValueError(_NOT_BINARY) from None
+        if use_events:
+            # The conversion checks the values in its counting pass: no pass of its own.
+            try:
+                events = events_ops.to_events(spikes_in, check_binary=check_binary)
+            except RuntimeError as error:
+                if "must hold only 0 and 1" in str(error):
+                    raise ValueError(_NOT_BINARY) from None
+                raise
+            saved_input = (events.offsets, events.indices)
+            current = _event_current(events.offsets, events.indices, weight, bias, B)
+        else:
+            try:
+                saved_input = (bitpack.pack_bits(spikes_in, require_binary=check_binary), None)
+            except ValueError:
+                raise ValueError(_NOT_BINARY) from None
+
+            def current(t0, t1):
+                return F.linear(spikes_in[t0:t1], weight, bias)
         call = LIFCall(beta, alpha, threshold, options)
         state_shape = (B, weight.shape[0])
         if segment is None:
-            spikes, membrane, u_last = call.forward(F.linear(spikes_in, weight, bias), u0)
+            spikes, membrane, u_last = call.forward(current(0, T), u0)
             kept = membrane
         else:
             # The current is computed segment by segment here too, with the very matrix
@@ -56,10 +86,10 @@ class _LinearLIF(torch.autograd.Function):
             # same bits wherever the matrix product is deterministic for a given shape.
             ctx.bounds = _segments.segment_bounds(T, segment)
             spikes, kept, u_last, _ = _segments.forward(
-                call, lambda t0, t1: F.linear(spikes_in[t0:t1], weight, bias), ctx.bounds, u0,
-                state_shape, spikes_in.dtype,
+                call, current, ctx.bounds, u0, state_shape, spikes_in.dtype,
             )
-        ctx.save_for_backward(packed, weight, bias, beta, alpha, threshold, u0, kept)
+        ctx.save_for_backward(*saved_input, weight, bias, beta, alpha, threshold, u0, kept)
+        ctx.use_events = use_events
         ctx.segment = segment
         ctx.options = options
         ctx.shape = (T, B, n_in)
@@ -69,7 +99,7 @@ class _LinearLIF(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_u_last):
-        packed, weight, bias, beta, alpha, threshold, u0, kept = ctx.saved_tensors
+        packed, indices, weight, bias, beta, alpha, threshold, u0, kept = ctx.saved_tensors
         T, B, n_in = ctx.shape
         need_in, need_weight, need_bias = ctx.needs_input_grad[:3]
         need_current = need_in or need_weight or need_bias
@@ -84,19 +114,28 @@ class _LinearLIF(torch.autograd.Function):
                 last_unpacked[(t0, t1)] = bitpack.unpack_bits(packed[t0:t1], n_in, ctx.dtype)
             return last_unpacked[(t0, t1)]
 
-        def current(t0, t1):
-            return F.linear(spikes_in(t0, t1), weight, bias)
+        if ctx.use_events:
+            offsets = packed
+            current = _event_current(offsets, indices, weight, bias, B)
+        else:
+            def current(t0, t1):
+                return F.linear(spikes_in(t0, t1), weight, bias)
 
         grad_in = torch.empty(ctx.shape, dtype=ctx.dtype, device=packed.device) if need_in else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
         grad_bias = torch.zeros_like(bias) if need_bias else None
 
         def take_grad_current(t0, t1, grad_current):
-            steps = (t1 - t0) if ctx.segment is not None else max(1, _UNPACK_BLOCK // max(1, B * n_in))
+            # The events need no unpacking: one block.
+            blocked = ctx.segment is None and not ctx.use_events
+            steps = max(1, _UNPACK_BLOCK // max(1, B * n_in)) if blocked else (t1 - t0)
             for b0 in range(t0, t1, steps):
                 b1 = min(b0 + steps, t1)
                 grad = grad_current[b0 - t0:b1 - t0]
-                if need_weight:
+                if need_weight and ctx.use_events:
+                    grad_weight.add_(torch.ops.snnfast.event_linear_weight_grad(
+                        offsets[b0 * B:b1 * B + 1], indices, grad.flatten(0, 1), n_in).t())
+                elif need_weight:
                     grad_weight.addmm_(grad.flatten(0, 1).t(), spikes_in(b0, b1).flatten(0, 1))
                 if need_bias:
                     grad_bias.add_(grad.sum((0, 1)))
@@ -115,7 +154,46 @@ class _LinearLIF(torch.autograd.Function):
                 take_grad_current, ctx.dtype,
             )
         last_unpacked.clear()
-        return (grad_in, grad_weight, grad_bias, *grads, None, None, None)
+        return (grad_in, grad_weight, grad_bias, *grads, None, None, None, None)
+
+
+def _event_current(offsets, indices, weight, bias, B):
+    """current(t0, t1): F.linear of the input's steps [t0, t1) computed on its events."""
+    weight_t = weight.t().contiguous()
+
+    def current(t0, t1):
+        rows = torch.ops.snnfast.event_linear(offsets[t0 * B:t1 * B + 1], indices, weight_t, bias)
+        return rows.view(t1 - t0, B, weight.shape[0])
+
+    return current
+
+
+def _estimated_rate(spikes_in: torch.Tensor) -> float:
+    """The fraction of nonzero values in evenly spaced rows of spikes_in."""
+    rows = spikes_in.reshape(spikes_in.shape[:-1].numel(), spikes_in.shape[-1])
+    sample = rows[::max(1, rows.shape[0] // _RATE_SAMPLE_ROWS)]
+    return float(sample.count_nonzero()) / sample.numel() if sample.numel() else 0.0
+
+
+def _check_events_flag(events) -> None:
+    if events is not True and events is not False and events != "auto":
+        raise ValueError(f'events must be "auto", True or False, got {events!r}')
+
+
+def uses_events(spikes_in: torch.Tensor, weight: torch.Tensor, events) -> bool:
+    """Whether linear_lif computes on the events of spikes_in: events=True or False forces a
+    path, "auto" takes the events below EVENT_CROSSOVER where the event kernels run."""
+    _check_events_flag(events)
+    supported = (spikes_in.device.type in _library.EVENT_DEVICES and spikes_in.dtype == weight.dtype
+                 and weight.dtype in (torch.float32, torch.float64))
+    if events is True and not supported:
+        raise ValueError(
+            f"events=True needs float32 or float64 spikes_in and weight of one dtype on a device with "
+            f"the event kernels ({sorted(_library.EVENT_DEVICES) or 'none compiled'}), got spikes_in "
+            f"{spikes_in.dtype} on {spikes_in.device}, weight {weight.dtype}; use events=False")
+    if events != "auto":
+        return events
+    return supported and not torch.compiler.is_compiling() and _estimated_rate(spikes_in) < EVENT_CROSSOVER
 
 
 def linear_lif(
@@ -134,6 +212,7 @@ def linear_lif(
     segment: Optional[int] = None,
     check_binary: bool = True,
     return_state: bool = False,
+    events="auto",
 ):
     """snnfast.lif(F.linear(spikes_in, weight, bias), beta, ...) in one autograd node that saves
     spikes_in packed as bits and, with segment=K, only every K-th state.
@@ -147,7 +226,12 @@ def linear_lif(
 
     Gradients (of spikes_in, weight, bias and the neuron's tensors) equal those of
     nn.Linear + snnfast.lif up to float rounding: the weight's gradient is summed over time
-    in blocks, and the parameter gradients over segments. Returns spikes
+    in blocks, and the parameter gradients over segments.
+
+    events: "auto" computes the current on the events of spikes_in (snnfast.event_linear)
+    when its spike rate, estimated from evenly spaced rows, is below EVENT_CROSSOVER (and
+    the dtype is float32 or float64); True or False forces that path or the dense one. Both
+    give the same results up to float rounding. Returns spikes
     [T, B, out_features] in spikes_in's dtype, or (spikes, u_T) with return_state.
     """
     _args.check_linear_lif_args(spikes_in, weight, bias, check_binary)
@@ -165,21 +249,23 @@ def linear_lif(
     spikes, u_last = _LinearLIF.apply(
         spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t,
         LIFCall.options_of(reset, v_reset, detach_reset, surrogate), segment, bool(check_binary),
+        uses_events(spikes_in, weight, events),
     )
     return (spikes, u_last) if return_state else spikes
 
 
 class LinearLIF(torch.nn.Module):
     """nn.Linear(in_features, out_features) followed by LIF neurons (snnfast.lif), for binary
-    input spikes [T, B, in_features], saving the input as bits; segment=K also checkpoints
-    the state every K steps (see linear_lif). The weight and bias are initialised as
+    input spikes [T, B, in_features], saving the input as bits or, below a crossover spike
+    rate, computing on its events (events="auto", True or False: see linear_lif);
+    segment=K also checkpoints the state every K steps. The weight and bias are initialised as
     nn.Linear's. beta, alpha and threshold are floats or tensors (an nn.Parameter is learned,
     another tensor is copied into a buffer); the other arguments are snnfast.lif's."""
 
     def __init__(self, in_features: int, out_features: int, *, beta, bias: bool = True,
                  alpha=1.0, threshold=1.0, reset: str = "hard", v_reset: float = 0.0,
                  detach_reset: bool = False, surrogate="rectangle", segment: Optional[int] = None,
-                 check_binary: bool = True, device=None, dtype=None):
+                 check_binary: bool = True, events="auto", device=None, dtype=None):
         super().__init__()
         # The options are checked here, as LIF checks its own; the tensors at each call.
         _args.check_reset(reset, v_reset)
@@ -187,6 +273,7 @@ class LinearLIF(torch.nn.Module):
             _args.check_flag(value, name)
         if segment is not None:
             _segments.check_segment(segment)
+        _check_events_flag(events)
         surrogate = surrogates.get(surrogate)
         factory = dict(device=device, dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
@@ -200,6 +287,7 @@ class LinearLIF(torch.nn.Module):
                 setattr(self, name, value)
         self.reset, self.v_reset, self.detach_reset = reset, v_reset, detach_reset
         self.surrogate, self.segment, self.check_binary = surrogate, segment, check_binary
+        self.events = events
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -215,6 +303,7 @@ class LinearLIF(torch.nn.Module):
             threshold=self.threshold, reset=self.reset, v_reset=self.v_reset,
             detach_reset=self.detach_reset, u0=u0, surrogate=self.surrogate,
             segment=self.segment, check_binary=self.check_binary, return_state=return_state,
+            events=self.events,
         )
 
     def extra_repr(self) -> str:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedParameter
 
-from .. import _args
+from ..ops import _args
 from .. import surrogate as surrogates
 from ..ops import lif as lif_op
 

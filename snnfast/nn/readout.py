@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .. import _args
+from ..ops import _args
 from ..ops import lif as lif_op
 
 __all__ = ["LeakyReadout"]

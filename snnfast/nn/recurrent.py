@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from .. import _args
-from ..recurrent import recurrent_lif
+from ..ops import _args
+from ..ops import recurrent_lif
 from .neuron import LIF
 
 __all__ = ["RecurrentLIF"]

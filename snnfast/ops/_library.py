@@ -38,3 +38,6 @@ LIF_DEVICES = _devices("snnfast::lif")
 
 # The device types that have a compiled kernel for the fused recurrent LIF op.
 RECURRENT_LIF_DEVICES = _devices("snnfast::recurrent_lif")
+
+# The device types that have a compiled kernel for the event ops (snnfast.ops.event_linear).
+EVENT_DEVICES = _devices("snnfast::event_linear")

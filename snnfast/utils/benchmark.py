@@ -24,7 +24,8 @@ from typing import Callable, Optional
 
 import torch
 
-from .. import ops, reference
+from .. import ops
+from ..ops import reference
 from .. import surrogate as surrogates
 
 # The neuron of every LIF benchmark (bench_lif, bench_cuda, bench_memory, bench_allocator), so

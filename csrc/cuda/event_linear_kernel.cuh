@@ -1,0 +1,160 @@
+// The event ops on CUDA (event_linear.h) and their launch code, built by nvcc for a GPU
+// (event_linear_kernel.cu registers them) and by the host compiler for the emulated device of
+// the tests (csrc/emulated/event_linear_kernel.cpp).
+//
+// Forward: one warp per (row, tile of 32 output features); lane o of the warp owns feature o
+// of the tile and adds weight_t[i][o] for the row's active inputs i, so each gather is one
+// coalesced 32-element read of a weight row, and the row's indices are the same address for
+// every lane (a broadcast). The sum is bias first, then the events in ascending order: the
+// CPU kernel's order, so both give the same bits.
+//
+// Weight gradient, without atomics: a thread owns one output feature o and a chunk of rows,
+// and adds grad_y[m][o] into row i of its chunk's partial sum for each event (m, i) of its
+// rows, in ascending m; the partials of the chunks are then summed in a fixed order (at::sum),
+// so two runs give the same bits. The chunks exist only to give the GPU enough threads.
+//
+// Conversion: one thread per row (count, then fill after the glue's prefix sum), so that the
+// indices of a row come out ascending without a scan across threads; a warp-cooperative
+// compaction (ballot + popc) would read rows coalesced, to be measured where a GPU is at hand.
+#pragma once
+
+#include <ATen/Dispatch.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "cuda/device.cuh"
+#include "event_linear.h"
+
+namespace snnfast {
+// Included by one file of each build: the kernels are private to it.
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kRowsPerBlock = 4;  // warps per block of the forward kernel
+constexpr int kConvertThreads = 128;
+
+template <typename U>
+__global__ void __launch_bounds__(kConvertThreads)
+    count_kernel(const U* spikes, int64_t M, int64_t N, U zero_mask, U one, int64_t* counts, int32_t* not_binary) {
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m >= M) return;
+  const U* row = spikes + m * N;
+  int64_t count = 0;
+  bool bad = false;
+  for (int64_t n = 0; n < N; ++n) {
+    const bool nonzero = (row[n] & zero_mask) != 0;
+    count += nonzero;
+    bad |= nonzero && row[n] != one;
+  }
+  counts[m] = count;
+  if (bad) *not_binary = 1;  // every writer stores the same value: no atomic needed
+}
+
+template <typename U>
+__global__ void __launch_bounds__(kConvertThreads)
+    fill_kernel(const U* spikes, int64_t M, int64_t N, U zero_mask, const int64_t* offsets, int32_t* indices) {
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m >= M) return;
+  const U* row = spikes + m * N;
+  int32_t* out = indices + offsets[m];
+  for (int64_t n = 0; n < N; ++n)
+    if ((row[n] & zero_mask) != 0) *out++ = static_cast<int32_t>(n);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kWarp * kRowsPerBlock)
+    linear_kernel(const int64_t* offsets, const int32_t* indices, const T* weight_t, const T* bias, int64_t M,
+                  int64_t out, T* y) {
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const int64_t o = static_cast<int64_t>(blockIdx.y) * kWarp + threadIdx.x % kWarp;
+  if (m >= M || o >= out) return;
+  T acc = bias != nullptr ? bias[o] : T(0);
+  for (int64_t k = offsets[m]; k < offsets[m + 1]; ++k) acc += weight_t[static_cast<int64_t>(indices[k]) * out + o];
+  y[m * out + o] = acc;
+}
+
+// partial [chunks, in, out]: chunk c covers rows [c * rows_per_chunk, ...).
+template <typename T>
+__global__ void __launch_bounds__(kWarp)
+    weight_grad_kernel(const int64_t* offsets, const int32_t* indices, const T* grad_y, int64_t M, int64_t in,
+                       int64_t out, int64_t rows_per_chunk, T* partial) {
+  const int64_t o = static_cast<int64_t>(blockIdx.x) * kWarp + threadIdx.x;
+  if (o >= out) return;
+  const int64_t c = blockIdx.y;
+  T* gw = partial + c * in * out;
+  for (int64_t i = 0; i < in; ++i) gw[i * out + o] = T(0);
+  const int64_t m1 = std::min(M, (c + 1) * rows_per_chunk);
+  for (int64_t m = c * rows_per_chunk; m < m1; ++m) {
+    const T g = grad_y[m * out + o];
+    for (int64_t k = offsets[m]; k < offsets[m + 1]; ++k) gw[static_cast<int64_t>(indices[k]) * out + o] += g;
+  }
+}
+
+unsigned int grid_size(int64_t n, const char* what) {
+  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "snnfast: ", n, " ", what,
+              " are too many for one CUDA launch");
+  return static_cast<unsigned int>(n);
+}
+
+// The glue holds a device guard for the tensors' device: the current device and stream are theirs.
+void count_cuda(const at::Tensor& spikes, SpikeBits bits, at::Tensor& counts, at::Tensor& not_binary) {
+  const int64_t M = spikes.size(0), N = spikes.size(1);
+  const unsigned int blocks = grid_size((M + kConvertThreads - 1) / kConvertThreads, "rows");
+  with_spike_bits(bits, [&](auto u) {
+    using U = decltype(u);
+    const auto kernel = count_kernel<U>;
+    SNNFAST_LAUNCH(kernel, blocks, kConvertThreads, 0, Sync::None, static_cast<const U*>(spikes.data_ptr()), M, N,
+                   static_cast<U>(bits.zero_mask), static_cast<U>(bits.one_bits), counts.data_ptr<int64_t>(),
+                   not_binary.data_ptr<int32_t>());
+  });
+}
+
+void fill_cuda(const at::Tensor& spikes, SpikeBits bits, const at::Tensor& offsets, at::Tensor& indices) {
+  const int64_t M = spikes.size(0), N = spikes.size(1);
+  const unsigned int blocks = grid_size((M + kConvertThreads - 1) / kConvertThreads, "rows");
+  with_spike_bits(bits, [&](auto u) {
+    using U = decltype(u);
+    const auto kernel = fill_kernel<U>;
+    SNNFAST_LAUNCH(kernel, blocks, kConvertThreads, 0, Sync::None, static_cast<const U*>(spikes.data_ptr()), M, N,
+                   static_cast<U>(bits.zero_mask), offsets.data_ptr<int64_t>(), indices.data_ptr<int32_t>());
+  });
+}
+
+void linear_cuda(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                 const at::Tensor& bias, at::Tensor& y) {
+  const int64_t M = y.size(0), out = y.size(1);
+  const dim3 blocks(grid_size((M + kRowsPerBlock - 1) / kRowsPerBlock, "rows"), (out + kWarp - 1) / kWarp);
+  TORCH_CHECK((out + kWarp - 1) / kWarp <= 65535, "snnfast.event_linear: ", out,
+              " output features are too many for one CUDA launch");
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "event_linear_cuda", [&] {
+    const auto kernel = linear_kernel<scalar_t>;
+    SNNFAST_LAUNCH(kernel, blocks, kWarp * kRowsPerBlock, 0, Sync::None, offsets.data_ptr<int64_t>(),
+                   indices.data_ptr<int32_t>(), weight_t.data_ptr<scalar_t>(),
+                   bias.defined() ? bias.data_ptr<scalar_t>() : nullptr, M, out, y.data_ptr<scalar_t>());
+  });
+}
+
+void weight_grad_cuda(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& grad_y,
+                      at::Tensor& grad_weight_t) {
+  const int64_t M = grad_y.size(0), out = grad_y.size(1), in = grad_weight_t.size(0);
+  const int64_t tiles = (out + kWarp - 1) / kWarp;
+  // Enough warps for every multiprocessor several times over, the partials at most 32 copies.
+  const int64_t chunks = std::clamp<int64_t>((4 * multiprocessor_count() + tiles - 1) / tiles, 1,
+                                             std::clamp<int64_t>(M, 1, 32));
+  const int64_t rows_per_chunk = (M + chunks - 1) / chunks;
+  TORCH_CHECK(chunks <= 65535, "snnfast.event_linear_weight_grad: too many chunks");
+  at::Tensor partial = chunks == 1 ? grad_weight_t : at::empty({chunks, in, out}, grad_y.options());
+  AT_DISPATCH_FLOATING_TYPES(grad_y.scalar_type(), "event_linear_weight_grad_cuda", [&] {
+    const auto kernel = weight_grad_kernel<scalar_t>;
+    SNNFAST_LAUNCH(kernel, dim3(grid_size(tiles, "output tiles"), chunks), kWarp, 0, Sync::None,
+                   offsets.data_ptr<int64_t>(), indices.data_ptr<int32_t>(), grad_y.data_ptr<scalar_t>(), M, in,
+                   out, rows_per_chunk, partial.data_ptr<scalar_t>());
+  });
+  if (chunks > 1) at::sum_out(grad_weight_t, partial, {0});
+}
+
+constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, linear_cuda, weight_grad_cuda};
+
+}  // namespace
+}  // namespace snnfast

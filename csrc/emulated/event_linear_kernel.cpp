@@ -1,0 +1,16 @@
+// The CUDA kernels of the event ops (csrc/cuda/event_linear_kernel.cuh) on the emulated
+// device, registered as the CPU kernels of torch.ops.snnfast_emulated.* through the same glue
+// as the real ones. Built only by the tests (tests/emulated_cuda.py), with -DSNNFAST_EMULATED.
+#include <torch/library.h>
+
+#include "cuda/event_linear_kernel.cuh"
+
+namespace snnfast {
+
+TORCH_LIBRARY_IMPL(snnfast_emulated, CPU, m) {
+  m.impl("spikes_to_events", TORCH_FN(spikes_to_events_with<&kCUDAEventKernels>));
+  m.impl("event_linear", TORCH_FN(event_linear_with<&kCUDAEventKernels>));
+  m.impl("event_linear_weight_grad", TORCH_FN(event_linear_weight_grad_with<&kCUDAEventKernels>));
+}
+
+}  // namespace snnfast

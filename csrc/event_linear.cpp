@@ -1,0 +1,157 @@
+// Schemas of the event ops and the device-independent glue behind them (event_linear.h).
+#include "event_linear.h"
+
+#include <cstdlib>
+#include <limits>
+
+#include "neuron_glue.h"
+#include "op_library.h"
+
+namespace snnfast {
+namespace {
+
+// Index outputs cannot hold NaN: under SNNFAST_POISON=1 (the tests, as new_output) they are
+// filled with -1, which no kernel writes.
+at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor out = at::empty(sizes, options);
+  const char* flag = std::getenv("SNNFAST_POISON");
+  if (flag != nullptr && flag[0] == '1') out.fill_(-1);
+  return out;
+}
+
+// The kernels trust offsets and indices to stay inside indices and the weight's rows: a
+// wrong one would read out of bounds. One pass over each (small beside the dense tensors).
+void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& indices,
+                  int64_t in_features, const at::Tensor& like) {
+  TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 1 && offsets.scalar_type() == at::kLong, op,
+              ": offsets must be a 1-d int64 tensor of rows + 1 values (snnfast.to_events), got ",
+              offsets.scalar_type(), " of shape ", offsets.sizes());
+  TORCH_CHECK(indices.dim() == 1 && indices.scalar_type() == at::kInt, op,
+              ": indices must be a 1-d int32 tensor (snnfast.to_events), got ", indices.scalar_type(),
+              " of shape ", indices.sizes());
+  TORCH_CHECK(offsets.device() == like.device() && indices.device() == like.device(), op,
+              ": offsets and indices must be on ", like.device(), " with the weight, got ",
+              offsets.device(), " and ", indices.device());
+  const int64_t first = offsets[0].item<int64_t>(), last = offsets[-1].item<int64_t>();
+  TORCH_CHECK(first >= 0 && first <= last && last <= indices.numel(), op,
+              ": offsets must run from >= 0 to at most the ", indices.numel(), " indices, got ", first,
+              " .. ", last);
+  if (offsets.size(0) > 2)
+    TORCH_CHECK((offsets.diff() >= 0).all().item<bool>(), op, ": offsets must not decrease");
+  if (last > first) {
+    const auto [low, high] = at::aminmax(indices.slice(0, first, last));
+    TORCH_CHECK(low.item<int32_t>() >= 0 && high.item<int32_t>() < in_features, op,
+                ": indices must lie in [0, ", in_features, ") (the layer's in_features), got ",
+                low.item<int32_t>(), " .. ", high.item<int32_t>());
+  }
+}
+
+void check_float(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
+              " must be float32 or float64 (the event kernels' dtypes), got ", t.scalar_type());
+}
+
+}  // namespace
+
+SpikeBits spike_bits(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return {4, 0x7FFFFFFFu, 0x3F800000u};
+    case at::kDouble: return {8, 0x7FFFFFFFFFFFFFFFull, 0x3FF0000000000000ull};
+    case at::kHalf: return {2, 0x7FFFu, 0x3C00u};
+    case at::kBFloat16: return {2, 0x7FFFu, 0x3F80u};
+    case at::kBool:
+    case at::kByte: return {1, 0xFFu, 0x01u};
+    default:
+      TORCH_CHECK(false, "snnfast.spikes_to_events: spikes must be float32, float64, float16, bfloat16, "
+                  "bool or uint8, got ", dtype);
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes_in, bool check_binary,
+                                                    const EventKernels& kernels) {
+  constexpr const char* op = "snnfast.spikes_to_events";
+  TORCH_CHECK(spikes_in.dim() >= 1, op, ": spikes must have at least one dimension (the neurons, last)");
+  const SpikeBits bits = spike_bits(spikes_in.scalar_type());
+  const int64_t N = spikes_in.size(-1);
+  TORCH_CHECK(N <= std::numeric_limits<int32_t>::max(), op, ": ", N,
+              " neurons per row are too many for int32 indices");
+  const at::DeviceGuard device_guard(spikes_in.device());
+  const int64_t M = c10::multiply_integers(spikes_in.sizes().slice(0, spikes_in.dim() - 1));
+  const at::Tensor spikes = spikes_in.contiguous().view({M, N});
+  const auto long_options = spikes.options().dtype(at::kLong);
+
+  at::Tensor offsets = new_index_output({M + 1}, long_options);
+  offsets.narrow(0, 0, 1).zero_();
+  if (M > 0) {
+    at::Tensor counts = new_index_output({M}, long_options);
+    at::Tensor not_binary = at::zeros({1}, spikes.options().dtype(at::kInt));
+    if (N > 0) {
+      kernels.count(spikes, bits, counts, not_binary);
+    } else {
+      counts.zero_();
+    }
+    TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,
+                ": spikes must hold only 0 and 1, found another value; pass check_binary=False "
+                "to count every nonzero value as a spike");
+    at::Tensor ends = offsets.narrow(0, 1, M);
+    at::cumsum_out(ends, counts, 0);
+  }
+  const int64_t nnz = offsets[M].item<int64_t>();
+  at::Tensor indices = new_index_output({nnz}, spikes.options().dtype(at::kInt));
+  if (nnz > 0) kernels.fill(spikes, bits, offsets, indices);
+  return {offsets, indices};
+}
+
+at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t_in,
+                        const std::optional<at::Tensor>& bias_in, const EventKernels& kernels) {
+  constexpr const char* op = "snnfast.event_linear";
+  TORCH_CHECK(weight_t_in.dim() == 2, op, ": weight_t must be [in_features, out_features] (the weight "
+              "transposed), got shape ", weight_t_in.sizes());
+  check_float(op, "weight_t", weight_t_in);
+  const int64_t in = weight_t_in.size(0), out = weight_t_in.size(1);
+  check_events(op, offsets, indices, in, weight_t_in);
+  at::Tensor bias;
+  if (bias_in.has_value()) {
+    TORCH_CHECK(bias_in->dim() == 1 && bias_in->size(0) == out, op, ": bias must be [", out,
+                "] (out_features), got shape ", bias_in->sizes());
+    TORCH_CHECK(bias_in->scalar_type() == weight_t_in.scalar_type() && bias_in->device() == weight_t_in.device(),
+                op, ": bias must have weight_t's dtype and device (", weight_t_in.scalar_type(), " on ",
+                weight_t_in.device(), "), got ", bias_in->scalar_type(), " on ", bias_in->device());
+    bias = bias_in->contiguous();
+  }
+  const at::DeviceGuard device_guard(weight_t_in.device());
+  const at::Tensor weight_t = weight_t_in.contiguous();
+  const int64_t M = offsets.size(0) - 1;
+  at::Tensor y = new_output({M, out}, weight_t.options());
+  if (M * out > 0) kernels.linear(offsets.contiguous(), indices.contiguous(), weight_t, bias, y);
+  return y;
+}
+
+at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,
+                                    const at::Tensor& grad_y_in, int64_t in_features,
+                                    const EventKernels& kernels) {
+  constexpr const char* op = "snnfast.event_linear_weight_grad";
+  TORCH_CHECK(in_features >= 0, op, ": in_features must be >= 0, got ", in_features);
+  const int64_t M = offsets.dim() == 1 ? offsets.size(0) - 1 : -1;
+  TORCH_CHECK(grad_y_in.dim() == 2 && grad_y_in.size(0) == M, op, ": grad_y must be [rows, out_features] "
+              "with the ", M, " rows of offsets, got shape ", grad_y_in.sizes());
+  check_float(op, "grad_y", grad_y_in);
+  check_events(op, offsets, indices, in_features, grad_y_in);
+  const at::DeviceGuard device_guard(grad_y_in.device());
+  const at::Tensor grad_y = grad_y_in.contiguous();
+  at::Tensor grad_weight_t = new_output({in_features, grad_y.size(1)}, grad_y.options());
+  if (grad_weight_t.numel() > 0)
+    kernels.weight_grad(offsets.contiguous(), indices.contiguous(), grad_y, grad_weight_t);
+  return grad_weight_t;
+}
+
+SNNFAST_LIBRARY_FRAGMENT(m) {
+  // spikes [..., N] -> (offsets [rows + 1] int64, indices [nnz] int32), rows = numel / N.
+  m.def("spikes_to_events(Tensor spikes, bool check_binary) -> (Tensor offsets, Tensor indices)");
+  // y [rows, out] = S W^T + b over the events; weight_t = W^T [in, out].
+  m.def("event_linear(Tensor offsets, Tensor indices, Tensor weight_t, Tensor? bias) -> Tensor");
+  // grad of weight_t [in_features, out] = S^T grad_y over the events.
+  m.def("event_linear_weight_grad(Tensor offsets, Tensor indices, Tensor grad_y, int in_features) -> Tensor");
+}
+
+}  // namespace snnfast

@@ -1,0 +1,83 @@
+// Event-driven Linear layers: spikes as events, and y = S W^T + b computed only on them.
+//
+// Events are a compressed-row format of a [M, N] tensor of 0/1 spikes (M = T x B rows):
+//   offsets [M + 1] int64: row m's events are indices[offsets[m] .. offsets[m + 1]);
+//   indices [nnz]   int32: the neurons that fired, ascending within a row (deterministic).
+// offsets are int64 because they count events over the whole sequence (T x B x N x rate
+// passes 2^31 at T = 10,000, B = 256, N = 2,312, 40 %) and cost 8 bytes per row beside the
+// 4 x N x rate bytes of its indices; indices are int32 because a neuron index fits, and they
+// are most of the bytes. offsets may start above 0 (a slice of rows of a longer sequence):
+// the kernels read them as absolute positions in indices.
+//
+// The glue (event_linear.cpp) checks the arguments, allocates and does the device-independent
+// parts (the prefix sum of the counts); a device file supplies the kernels below and
+// registers the ops through the *_with templates, as lif.h does for the LIF op.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <tuple>
+
+namespace snnfast {
+
+// Which values of a spike dtype are 0 and 1, as bit patterns of its element: a value v is 0
+// when (v & zero_mask) == 0 (so that -0.0 is 0 too), 1 when v == one_bits.
+struct SpikeBits {
+  int element_bytes;
+  uint64_t zero_mask, one_bits;
+};
+SpikeBits spike_bits(at::ScalarType dtype);
+
+// Runs f(U{}) with U the unsigned integer of the spike dtype's element size (the kernels
+// test the bits of each element).
+template <typename F>
+void with_spike_bits(const SpikeBits& bits, F&& f) {
+  switch (bits.element_bytes) {
+    case 1: return f(uint8_t{});
+    case 2: return f(uint16_t{});
+    case 4: return f(uint32_t{});
+    default: return f(uint64_t{});
+  }
+}
+
+struct EventKernels {
+  // counts[m] = the nonzero elements of row m of spikes [M, N] (contiguous); *not_binary = 1
+  // where some element is neither 0 nor 1 (never cleared by the kernel).
+  void (*count)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& counts, at::Tensor& not_binary);
+  // indices[offsets[m] + k] = the k-th nonzero column of row m.
+  void (*fill)(const at::Tensor& spikes, SpikeBits bits, const at::Tensor& offsets, at::Tensor& indices);
+  // y [M, out] = bias + sum over the events of row m of weight_t[i] (weight_t [in, out]).
+  void (*linear)(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                 const at::Tensor& bias, at::Tensor& y);
+  // grad_weight_t [in, out] = sum over the events (m, i) of grad_y[m] in row i, in ascending m
+  // for every element (deterministic whatever the parallelisation), 0 where no event.
+  void (*weight_grad)(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& grad_y,
+                      at::Tensor& grad_weight_t);
+};
+
+std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes, bool check_binary,
+                                                    const EventKernels& kernels);
+at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                        const std::optional<at::Tensor>& bias, const EventKernels& kernels);
+at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,
+                                    const at::Tensor& grad_y, int64_t in_features,
+                                    const EventKernels& kernels);
+
+// The registered ops' signatures, bound to one device's kernels.
+template <const EventKernels* kernels>
+std::tuple<at::Tensor, at::Tensor> spikes_to_events_with(const at::Tensor& spikes, bool check_binary) {
+  return spikes_to_events(spikes, check_binary, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor event_linear_with(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                             const std::optional<at::Tensor>& bias) {
+  return event_linear(offsets, indices, weight_t, bias, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor event_linear_weight_grad_with(const at::Tensor& offsets, const at::Tensor& indices,
+                                         const at::Tensor& grad_y, int64_t in_features) {
+  return event_linear_weight_grad(offsets, indices, grad_y, in_features, *kernels);
+}
+
+}  // namespace snnfast
