@@ -70,7 +70,8 @@ def _register_fakes() -> None:
     # The twins' meta kernels are snnfast's, for opcheck and torch.compile under the mode.
     from snnfast.ops import _fused
 
-    _fused.register_fakes("snnfast_emulated")
+    for name in ("lif", "recurrent_lif"):
+        _fused.register_fakes("snnfast_emulated", name)
 
 
 def set_device(multiprocessors: int, shared_memory_per_block: int) -> None:
