@@ -10,8 +10,8 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              const at::Tensor& alpha, const at::Tensor& threshold,
                              const std::optional<at::Tensor>& u0, const std::string& reset,
                              double v_reset, bool detach_reset, const std::string& surrogate,
-                             double surrogate_param, LIFKernel kernel) {
-  constexpr const char* op = "snnfast.lif";
+                             double surrogate_param, bool save_membrane, LIFKernel kernel) {
+  const char* op = save_membrane ? "snnfast.lif" : "snnfast.lif_inference";
   check_input(op, x_in, SequenceShape::TBF);
   // A device kernel launches on the current device and stream: make them x's.
   const at::DeviceGuard device_guard(x_in.device());
@@ -20,7 +20,7 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                                     detach_reset, surrogate, surrogate_param);
   const auto acc_options = x.options().dtype(acc_type(x.scalar_type()));
   at::Tensor spikes = new_output(x.sizes(), x.options());
-  at::Tensor membrane = new_output(x.sizes(), acc_options);
+  at::Tensor membrane = save_membrane ? new_output(x.sizes(), acc_options) : at::Tensor();
   at::Tensor u_last = new_output(x.sizes().slice(1), acc_options);
 
   LIFParams p;
@@ -85,6 +85,11 @@ SNNFAST_LIBRARY(m) {
       "lif(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, str reset, "
       "float v_reset, bool detach_reset, str surrogate, float surrogate_param) -> "
       "(Tensor spikes, Tensor membrane, Tensor u_last)");
+  // lif without the membrane trace, where no gradient can be asked for (snnfast/ops/_fused.py).
+  m.def(
+      "lif_inference(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, "
+      "str reset, float v_reset, bool detach_reset, str surrogate, float surrogate_param) -> "
+      "(Tensor spikes, Tensor u_last)");
   m.def(
       "lif_backward(Tensor grad_spikes, Tensor? grad_membrane, Tensor? grad_u_last, "
       "Tensor membrane, Tensor? x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, "

@@ -18,13 +18,14 @@ namespace snnfast {
 using LIFKernel = void (*)(const LIFParams&, at::ScalarType);
 
 using LIFForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+using LIFInferenceResult = std::tuple<at::Tensor, at::Tensor>;
 using LIFBackwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                              const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                              const std::string& reset, double v_reset, bool detach_reset,
                              const std::string& surrogate, double surrogate_param,
-                             LIFKernel kernel);
+                             bool save_membrane, LIFKernel kernel);
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes,
                                const std::optional<at::Tensor>& grad_membrane,
@@ -44,7 +45,20 @@ LIFForwardResult lif_forward_with(const at::Tensor& x, const at::Tensor& beta,
                                   double v_reset, bool detach_reset, c10::string_view surrogate,
                                   double surrogate_param) {
   return lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
-                     std::string(surrogate), surrogate_param, kernel);
+                     std::string(surrogate), surrogate_param, /*save_membrane=*/true, kernel);
+}
+
+// The inference op: the forward without the membrane trace (read x, write the spikes).
+template <LIFKernel kernel>
+LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& beta,
+                                      const at::Tensor& alpha, const at::Tensor& threshold,
+                                      const std::optional<at::Tensor>& u0, c10::string_view reset,
+                                      double v_reset, bool detach_reset,
+                                      c10::string_view surrogate, double surrogate_param) {
+  const auto [spikes, membrane, u_last] =
+      lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
+                  std::string(surrogate), surrogate_param, /*save_membrane=*/false, kernel);
+  return {spikes, u_last};
 }
 
 template <LIFKernel kernel>

@@ -68,8 +68,8 @@ RecurrentForwardResult recurrent_lif_forward(
     const at::Tensor& x_in, const at::Tensor& V_in, const at::Tensor& beta,
     const at::Tensor& alpha, const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
     const std::string& reset, double v_reset, bool detach_reset, const std::string& surrogate,
-    double surrogate_param, const RecurrentKernels& kernels) {
-  constexpr const char* op = "snnfast.recurrent_lif";
+    double surrogate_param, bool save_membrane, const RecurrentKernels& kernels) {
+  const char* op = save_membrane ? "snnfast.recurrent_lif" : "snnfast.recurrent_lif_inference";
   check_input(op, x_in, SequenceShape::TBN);
   check_recurrent_weights(op, V_in, x_in, "x");
   const c10::DeviceGuard device_guard(x_in.device());  // the kernels launch on the current device
@@ -81,7 +81,7 @@ RecurrentForwardResult recurrent_lif_forward(
   const int64_t T = x.size(0), B = x.size(1), N = x.size(2);
   const auto options = x.options();
   at::Tensor spikes = new_output(x.sizes(), options);
-  at::Tensor membrane = new_output(x.sizes(), options);
+  at::Tensor membrane = save_membrane ? new_output(x.sizes(), options) : at::Tensor();
   at::Tensor u_last = new_output({B, N}, options);
   at::Tensor recurrent = at::zeros({B, N}, options);  // o_0 V^T = 0
 
@@ -111,7 +111,7 @@ RecurrentBackwardResult recurrent_lif_backward(
     const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
     const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
     bool detach_reset, const std::string& surrogate, double surrogate_param,
-    std::array<bool, 6> output_mask, const RecurrentKernels& kernels) {
+    bool detach_recurrent, std::array<bool, 6> output_mask, const RecurrentKernels& kernels) {
   constexpr const char* op = "snnfast.recurrent_lif_backward";
   const bool need_x = output_mask[0], need_V = output_mask[1], need_beta = output_mask[2],
              need_alpha = output_mask[3], need_threshold = output_mask[4],
@@ -148,13 +148,16 @@ RecurrentBackwardResult recurrent_lif_backward(
   RecurrentLIFParams p;
   set_recurrent_params_bwd(p, neuron, membrane, x, grad_spikes, grad_membrane, grad_x, partials,
                            V, grad_recurrent, grad_h, grad_u);
+  p.detach_recurrent = detach_recurrent;
   if (T > 0 && B * N > 0 &&
       !(kernels.backward_sequence != nullptr && kernels.backward_sequence(p, acc))) {
     for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
       at::Tensor rows_grad_recurrent = grad_recurrent.narrow(0, b0, b1 - b0);
       for (int64_t t = T - 1; t >= 0; --t) {
         kernels.backward_step(p, t, b0, b1, acc);
-        if (t > 0) at::mm_out(rows_grad_recurrent, grad_x.select(0, t).narrow(0, b0, b1 - b0), V);
+        // With detach_recurrent nothing reaches o_{t-1} through V: grad_recurrent stays 0.
+        if (t > 0 && !detach_recurrent)
+          at::mm_out(rows_grad_recurrent, grad_x.select(0, t).narrow(0, b0, b1 - b0), V);
       }
     });
   }
@@ -184,12 +187,19 @@ SNNFAST_LIBRARY_FRAGMENT(m) {
   m.def(
       "recurrent_lif(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "
       "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "
-      "float surrogate_param) -> (Tensor spikes, Tensor membrane, Tensor u_last)");
+      "float surrogate_param, bool detach_recurrent=False) -> "
+      "(Tensor spikes, Tensor membrane, Tensor u_last)");
+  // recurrent_lif without the membrane trace, where no gradient can be asked for.
+  m.def(
+      "recurrent_lif_inference(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "
+      "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "
+      "float surrogate_param, bool detach_recurrent=False) -> (Tensor spikes, Tensor u_last)");
   m.def(
       "recurrent_lif_backward(Tensor grad_spikes, Tensor? grad_membrane, Tensor? grad_u_last, "
       "Tensor? spikes, Tensor membrane, Tensor? x, Tensor V, Tensor beta, Tensor alpha, "
       "Tensor threshold, Tensor? u0, str reset, float v_reset, bool detach_reset, "
-      "str surrogate, float surrogate_param, bool[6] output_mask) -> (Tensor grad_x, "
+      "str surrogate, float surrogate_param, bool detach_recurrent, bool[6] output_mask) -> "
+      "(Tensor grad_x, "
       "Tensor grad_V, Tensor grad_beta, Tensor grad_alpha, Tensor grad_threshold, "
       "Tensor grad_u0)");
 }

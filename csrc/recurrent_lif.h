@@ -37,6 +37,7 @@ struct RecurrentKernels {
 };
 
 using RecurrentForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+using RecurrentInferenceResult = std::tuple<at::Tensor, at::Tensor>;
 using RecurrentBackwardResult =
     std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
@@ -44,7 +45,7 @@ RecurrentForwardResult recurrent_lif_forward(
     const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
     const at::Tensor& threshold, const std::optional<at::Tensor>& u0, const std::string& reset,
     double v_reset, bool detach_reset, const std::string& surrogate, double surrogate_param,
-    const RecurrentKernels& kernels);
+    bool save_membrane, const RecurrentKernels& kernels);
 
 RecurrentBackwardResult recurrent_lif_backward(
     const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_membrane,
@@ -53,16 +54,31 @@ RecurrentBackwardResult recurrent_lif_backward(
     const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
     const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
     bool detach_reset, const std::string& surrogate, double surrogate_param,
-    std::array<bool, 6> output_mask, const RecurrentKernels& kernels);
+    bool detach_recurrent, std::array<bool, 6> output_mask, const RecurrentKernels& kernels);
 
 // The signatures of the registered ops, bound to one device's kernels.
 template <const RecurrentKernels* kernels>
 RecurrentForwardResult recurrent_lif_forward_with(
     const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
     const at::Tensor& threshold, const std::optional<at::Tensor>& u0, c10::string_view reset,
-    double v_reset, bool detach_reset, c10::string_view surrogate, double surrogate_param) {
+    double v_reset, bool detach_reset, c10::string_view surrogate, double surrogate_param,
+    bool /*detach_recurrent: the backward pass's*/) {
   return recurrent_lif_forward(x, V, beta, alpha, threshold, u0, std::string(reset), v_reset,
-                               detach_reset, std::string(surrogate), surrogate_param, *kernels);
+                               detach_reset, std::string(surrogate), surrogate_param,
+                               /*save_membrane=*/true, *kernels);
+}
+
+// The inference op: the forward without the membrane trace.
+template <const RecurrentKernels* kernels>
+RecurrentInferenceResult recurrent_lif_inference_with(
+    const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
+    const at::Tensor& threshold, const std::optional<at::Tensor>& u0, c10::string_view reset,
+    double v_reset, bool detach_reset, c10::string_view surrogate, double surrogate_param,
+    bool /*detach_recurrent*/) {
+  const auto [spikes, membrane, u_last] = recurrent_lif_forward(
+      x, V, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
+      std::string(surrogate), surrogate_param, /*save_membrane=*/false, *kernels);
+  return {spikes, u_last};
 }
 
 template <const RecurrentKernels* kernels>
@@ -73,11 +89,11 @@ RecurrentBackwardResult recurrent_lif_backward_with(
     const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
     const std::optional<at::Tensor>& u0, c10::string_view reset, double v_reset,
     bool detach_reset, c10::string_view surrogate, double surrogate_param,
-    std::array<bool, 6> output_mask) {
+    bool detach_recurrent, std::array<bool, 6> output_mask) {
   return recurrent_lif_backward(grad_spikes, grad_membrane, grad_u_last, spikes, membrane, x, V,
                                 beta, alpha, threshold, u0, std::string(reset), v_reset,
                                 detach_reset, std::string(surrogate), surrogate_param,
-                                output_mask, *kernels);
+                                detach_recurrent, output_mask, *kernels);
 }
 
 }  // namespace snnfast

@@ -71,7 +71,8 @@ def _register_fakes() -> None:
     # The twins' meta kernels are snnfast's, for opcheck and torch.compile under the mode.
     from snnfast.ops import _fused, event_linear
 
-    _fused.register_fakes("snnfast_emulated")
+    for name in ("lif", "recurrent_lif"):
+        _fused.register_fakes("snnfast_emulated", name)
     for name, fake in event_linear.FAKES.items():
         torch.library.register_fake(f"snnfast_emulated::{name}")(fake)
 

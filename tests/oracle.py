@@ -221,6 +221,8 @@ def opcheck(op: Op, device, inputs: dict, **options) -> None:
     args = op_args(op, inputs, **options)
     with kernels:
         torch.library.opcheck(op.overload(), args)
+        torch.library.opcheck(op.overload("_inference"), tuple(a.detach() if isinstance(a, torch.Tensor) else a
+                                                              for a in args))
         with torch.no_grad():
             spikes, membrane, _ = op.overload()(*args)
         grads = {name: g.to(membrane.device) for name, g in grad_outputs(inputs).items()}
@@ -228,8 +230,9 @@ def opcheck(op: Op, device, inputs: dict, **options) -> None:
         n_tensors = 6 if op.recurrent else 5
         x, params, trailing = tensors[0], tensors[1:n_tensors], tensors[n_tensors:]
         saved = ((spikes, membrane) if op.recurrent else (membrane,)) + (x,)
+        # recurrent_lif_backward takes detach_recurrent after the neuron's options.
         backward_args = (grads["spikes"], grads["membrane"], grads["u_last"], *saved, *params,
-                         *trailing, [True] * n_tensors)
+                         *trailing, *((False,) if op.recurrent else ()), [True] * n_tensors)
         torch.library.opcheck(op.overload("_backward"), backward_args)
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not _library.LOADED, reason="snnfast._C is not b
 T, B, N = 3, 2, 5
 F = (2, 3)  # lif: a two-dimensional neuron shape; the recurrent op is [T, B, N]
 OPTIONS = dict(reset="hard", v_reset=0.0, detach_reset=False, surrogate="sigmoid",
-               surrogate_param=4.0)
+               surrogate_param=4.0, detach_recurrent=False)
 OPS = ("lif", "lif_backward", "recurrent_lif", "recurrent_lif_backward")
 
 
@@ -207,7 +207,7 @@ CRASH_SCRIPT = textwrap.dedent("""
         g, grad_membrane, grad_u_last, membrane, x, one, one, one, None, *options, [True] * 5)
     recurrent = lambda grad_membrane=None, grad_u_last=None, x=x: ops.recurrent_lif_backward(
         g, grad_membrane, grad_u_last, spikes, membrane, x, V, one, one, one, None, *options,
-        [True] * 6)
+        False, [True] * 6)  # detach_recurrent
     for op in (lif, recurrent):
         for name, bad in (("grad_u_last", torch.ones(1)), ("grad_membrane", torch.ones(1, 1, 1)),
                           ("x", torch.ones(1))):

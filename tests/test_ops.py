@@ -6,9 +6,12 @@ Tests that only one device or one op has are in test_lif.py, test_lif_cuda.py an
 test_recurrent_lif.py."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
+from snnfast import memory
 from oracle import (ALL_OUTPUTS, LIF, PARAM_KINDS, RESETS, SURROGATES, U0_KINDS, check_against_reference,
                     device, grad_outputs, op, opcheck, sample_inputs)  # noqa: F401 (fixtures)
 
@@ -134,3 +137,56 @@ def test_opcheck(op, device, requires_grad, reset, surrogate, kinds, u0_kind):
     inputs = sample_inputs(op, device, torch.float32, T=5, B=3, F=(4, 6), kinds=kinds, u0_kind=u0_kind,
                            requires_grad=requires_grad)
     opcheck(op, device, inputs, reset=reset, surrogate=surrogate)
+
+
+# ---- the inference path (issue 14): no membrane trace where no gradient can be asked for ----
+
+def _call(op, device, inputs, **options):
+    sequence = [inputs["x"]] + ([inputs["V"]] if op.recurrent else [])
+    with device.kernels():
+        return op.fn(*sequence, inputs["beta"], alpha=inputs["alpha"], threshold=inputs["threshold"],
+                     u0=inputs["u0"], return_state=True, **options)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "no_input_requires_grad"])
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_inference_path_gives_the_training_paths_bits(op, device, dtype, reset, mode):
+    inputs = sample_inputs(op, device, dtype, T=37, B=3, F=(3, 5), u0_kind="sample", seed=5)
+    options = dict(reset=reset, v_reset=-0.1 if reset == "hard" else 0.0)
+    spikes, u_last = _call(op, device, inputs, **options)  # inputs require grad: the training op
+    assert spikes.requires_grad
+    if mode == "no_input_requires_grad":
+        inputs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        context = contextlib.nullcontext()
+    else:
+        context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        fast_spikes, fast_u_last = _call(op, device, inputs, **options)
+    assert torch.equal(fast_spikes, spikes.detach()) and torch.equal(fast_u_last, u_last.detach())
+    # Nothing was recorded for a backward pass: there is none to run.
+    assert fast_spikes.grad_fn is None and not fast_spikes.requires_grad
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        fast_spikes.sum().backward()
+
+
+def test_inference_path_allocates_only_the_spikes(op):
+    # 32 MiB (lif) and 36 MiB (recurrent_lif) of float32 spikes; the training path would
+    # write as much membrane trace again. Peak RSS on the CPU (snnfast.memory), at sizes no
+    # other test allocates (the output cache hands a freed block to a call of the same size).
+    # Few neurons for recurrent_lif, whose GEMM per step is N^2.
+    if not memory.cpu_peak_supported():
+        pytest.fail("snnfast.memory cannot measure the CPU peak on this system")
+    T, B, N = (2048, 64, 72) if op.recurrent else (128, 64, 1024)
+    inputs = sample_inputs(op, "cpu", torch.float32, T=T, B=B, F=(N,), kinds=("layer",) * 3,
+                           u0_kind=None, requires_grad=False)
+    spikes_bytes = T * B * N * 4
+    sequence = [inputs["x"]] + ([inputs["V"]] if op.recurrent else [])
+    with torch.no_grad():
+        memory.reset_peak("cpu")
+        before = memory.current_bytes("cpu")
+        spikes = op.fn(*sequence, 0.9, threshold=1.0)
+        grown = memory.peak_bytes("cpu") - before
+    assert spikes.shape == (T, B, N)
+    # The spikes, plus [B, N] rows and the allocator's slack; a membrane trace would double it.
+    assert spikes_bytes * 0.9 < grown < spikes_bytes * 1.3, (grown, spikes_bytes)

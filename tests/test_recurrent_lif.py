@@ -152,3 +152,43 @@ def test_emulated_paths_with_optional_gradients(path, reset, surrogate, detach_r
     # Forward and backward: one launch of a persistent kernel each, or one step kernel per step.
     expected = (independent, synchronised + 2) if path == "persistent" else (independent + 2 * T, synchronised)
     assert launches() == expected
+
+
+# ---- detach_recurrent (issue 15): truncated BPTT through the recurrent spikes only ----
+
+@pytest.fixture(params=[CudaDevice("cpu")] + cuda_devices(), ids=str)
+def any_device(request):
+    return prepare(request.param)
+
+
+@pytest.mark.parametrize("N", [6, 300])  # 300: V exceeds the emulated shared memory, per-step path
+@pytest.mark.parametrize("reset,surrogate", [("hard", "rectangle"), ("soft", "sigmoid"), ("none", "atan")])
+def test_detach_recurrent_matches_reference_float64(any_device, reset, surrogate, N):
+    inputs = make_inputs(T=9, B=3, N=N, seed=N)
+    got = check_against_reference(RECURRENT_LIF, any_device, inputs, reset=reset, surrogate=surrogate,
+                                  detach_recurrent=True)
+    # Guards the test: the cut changes the gradients that flow through o_{t-1} (x's), not the
+    # forward pass.
+    full = run(snnfast.recurrent_lif, inputs, grad_outputs(inputs), any_device, reset=reset,
+               surrogate=surrogate)
+    assert torch.equal(got["spikes"], full["spikes"])
+    assert not torch.allclose(got["grad_x"], full["grad_x"])
+
+
+def test_detach_recurrent_module():
+    torch.manual_seed(0)
+    layers = [snnfast.nn.RecurrentLIF(4, 6, beta=0.8, threshold=0.5, detach_recurrent=detach)
+              for detach in (False, True)]
+    layers[1].load_state_dict(layers[0].state_dict())
+    x = torch.randn(12, 3, 4).requires_grad_()
+    outputs = [layer(x) for layer in layers]
+    assert torch.equal(*outputs)
+    grads = [torch.autograd.grad(out.sum(), [x, layer.V]) for out, layer in zip(outputs, layers)]
+    current = layers[1].linear(x)
+    want = torch.autograd.grad(reference.recurrent_lif(current, layers[1].V, 0.8, threshold=0.5,
+                                                       detach_recurrent=True).sum(), [x, layers[1].V])
+    for got, expected in zip(grads[1], want):
+        torch.testing.assert_close(got, expected)
+    assert not torch.allclose(grads[0][0], grads[1][0])
+    with pytest.raises(TypeError, match="detach_recurrent must be True or False"):
+        snnfast.nn.RecurrentLIF(4, 6, detach_recurrent=1)

@@ -123,7 +123,7 @@ void forward(const LIFParams& p) {
       forward_row<scalar_t, acc_t, R>(len, static_cast<const scalar_t*>(p.x) + row, spikes,
                                       membrane, u, np.beta, np.alpha, np.threshold, v_reset);
       stream_row(static_cast<scalar_t*>(p.spikes) + row, spikes, len, streaming);
-      stream_row(static_cast<acc_t*>(p.membrane) + row, membrane, len, streaming);
+      if (p.membrane) stream_row(static_cast<acc_t*>(p.membrane) + row, membrane, len, streaming);
     }
     std::copy(u, u + len, static_cast<acc_t*>(p.u_last) + m0);
     stream_fence();
@@ -247,6 +247,7 @@ void lif_backward_cpu(const LIFParams& p, at::ScalarType dtype) {
 
 TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
   m.impl("lif", TORCH_FN(lif_forward_with<lif_forward_cpu>));
+  m.impl("lif_inference", TORCH_FN(lif_inference_with<lif_forward_cpu>));
   m.impl("lif_backward", TORCH_FN(lif_backward_with<lif_backward_cpu>));
 }
 

@@ -32,19 +32,26 @@ void step_forward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, int
       const int64_t row = t * BN + b * N + n0;
       const acc_t* x = static_cast<const acc_t*>(p.x) + row;
       const acc_t* recurrent = static_cast<const acc_t*>(p.recurrent) + b * N + n0;
-      acc_t* membrane = static_cast<acc_t*>(p.membrane) + row;
+      acc_t* membrane = p.membrane ? static_cast<acc_t*>(p.membrane) + row : nullptr;
       acc_t* spikes = static_cast<acc_t*>(p.spikes) + row;
-      acc_t u_prev[kRow], u[kRow];
-      previous_state_row<R>(len, t > 0 ? membrane - BN : nullptr, np, v_reset, u_prev);
+      acc_t* state = static_cast<acc_t*>(p.u_last) + b * N + n0;
+      acc_t u_prev[kRow], h[kRow], u[kRow];
+      // u_{t-1}: from the trace, or from the state the inference op keeps in u_last.
+      if (membrane || t == 0) {
+        previous_state_row<R>(len, t > 0 ? membrane - BN : nullptr, np, v_reset, u_prev);
+      } else {
+        std::copy(state, state + len, u_prev);
+      }
 #pragma omp simd
       for (int64_t n = 0; n < len; ++n) {
         const ForwardStep<acc_t> step = forward_step<R>(
             u_prev[n], x[n] + recurrent[n], np.beta[n], np.alpha[n], np.threshold[n], v_reset);
-        membrane[n] = step.membrane;
+        h[n] = step.membrane;
         spikes[n] = step.spike;
         u[n] = step.state;
       }
-      if (last) std::copy(u, u + len, static_cast<acc_t*>(p.u_last) + b * N + n0);
+      if (membrane) std::copy(h, h + len, membrane);
+      if (last || !membrane) std::copy(u, u + len, state);
     }
   }
 }
@@ -133,6 +140,7 @@ constexpr RecurrentKernels kCPUKernels{.forward_step = forward_step_cpu,
 }  // namespace
 
 TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
+  m.impl("recurrent_lif_inference", TORCH_FN(recurrent_lif_inference_with<&kCPUKernels>));
   m.impl("recurrent_lif", TORCH_FN(recurrent_lif_forward_with<&kCPUKernels>));
   m.impl("recurrent_lif_backward", TORCH_FN(recurrent_lif_backward_with<&kCPUKernels>));
 }

@@ -11,6 +11,7 @@ namespace snnfast {
 
 TORCH_LIBRARY_IMPL(snnfast, CUDA, m) {
   m.impl("lif", TORCH_FN(lif_forward_with<lif_forward_cuda>));
+  m.impl("lif_inference", TORCH_FN(lif_inference_with<lif_forward_cuda>));
   m.impl("lif_backward", TORCH_FN(lif_backward_with<lif_backward_cuda>));
 }
 

@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(kMaxThreads) forward_kernel(const LIFParams p)
       i_ahead = opaque(i_ahead + M);
       const ForwardStep<acc_t> step = forward_step<R>(u, x_t, beta, alpha, threshold, v_reset);
       u = step.state;
-      membrane[i] = step.membrane;
+      if (membrane) membrane[i] = step.membrane;  // null in the inference op, for every thread
       spikes[i] = static_cast<scalar_t>(step.spike);
       i = opaque(i + M);
     }

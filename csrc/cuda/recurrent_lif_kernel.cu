@@ -6,6 +6,7 @@
 namespace snnfast {
 
 TORCH_LIBRARY_IMPL(snnfast, CUDA, m) {
+  m.impl("recurrent_lif_inference", TORCH_FN(recurrent_lif_inference_with<&kCUDAKernels>));
   m.impl("recurrent_lif", TORCH_FN(recurrent_lif_forward_with<&kCUDAKernels>));
   m.impl("recurrent_lif_backward", TORCH_FN(recurrent_lif_backward_with<&kCUDAKernels>));
 }

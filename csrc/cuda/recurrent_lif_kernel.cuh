@@ -54,13 +54,20 @@ __global__ void forward_step_kernel(const RecurrentLIFParams p, int64_t t, int64
     const auto [b, n] = neuron_of(m, BN, N);
     const auto [beta, alpha, threshold, u0] = neuron_values<acc_t>(p, b, n);
     const int64_t i = t * BN + m;
-    const acc_t h_prev = t > 0 ? in<acc_t>(p.membrane)[i - BN] : acc_t(0);
-    const acc_t u_prev = previous_state<R>(t == 0, h_prev, u0, threshold, v_reset);
+    // u_{t-1}: from the trace, or from the state the inference op keeps in u_last (no
+    // membrane, the same for every thread).
+    acc_t u_prev;
+    if (p.membrane) {
+      const acc_t h_prev = t > 0 ? in<acc_t>(p.membrane)[i - BN] : acc_t(0);
+      u_prev = previous_state<R>(t == 0, h_prev, u0, threshold, v_reset);
+    } else {
+      u_prev = t == 0 ? u0 : in<acc_t>(p.u_last)[m];
+    }
     const ForwardStep<acc_t> step = forward_step<R>(
         u_prev, in<acc_t>(p.x)[i] + in<acc_t>(p.recurrent)[m], beta, alpha, threshold, v_reset);
-    out<acc_t>(p.membrane)[i] = step.membrane;
+    if (p.membrane) out<acc_t>(p.membrane)[i] = step.membrane;
     out<acc_t>(p.spikes)[i] = step.spike;
-    if (t == p.T - 1) out<acc_t>(p.u_last)[m] = step.state;
+    if (t == p.T - 1 || !p.membrane) out<acc_t>(p.u_last)[m] = step.state;
   }
 }
 
@@ -164,7 +171,7 @@ __global__ void forward_sequence_kernel(const RecurrentLIFParams p) {
       const ForwardStep<acc_t> step =
           forward_step<R>(u, x_t + recurrent, v.beta, v.alpha, v.threshold, v_reset);
       u = step.state;
-      out<acc_t>(p.membrane)[i] = step.membrane;
+      if (p.membrane) out<acc_t>(p.membrane)[i] = step.membrane;  // null: inference
       out<acc_t>(p.spikes)[i] = step.spike;
       spike_rows[((t + 1) & 1) * N + n] = step.spike;
     }
@@ -239,8 +246,8 @@ __global__ void backward_sequence_kernel(const RecurrentLIFParams p) {
       grad_current_row[n] = step.grad_current;
     }
     __syncthreads();  // as in the forward kernel: one barrier per step, two rows
-    if (active && t > 0) {
-      // g_o_{t-1} through V: (g_I_t V)[n].
+    if (active && t > 0 && !p.detach_recurrent) {
+      // g_o_{t-1} through V: (g_I_t V)[n]; none with detach_recurrent.
       grad_recurrent = 0;
       for (int k = 0; k < N; ++k) grad_recurrent += grad_current_row[k] * V[k * N + n];
     }

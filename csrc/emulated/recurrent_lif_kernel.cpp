@@ -10,6 +10,7 @@
 namespace snnfast {
 
 TORCH_LIBRARY_IMPL(snnfast_emulated, CPU, m) {
+  m.impl("recurrent_lif_inference", TORCH_FN(recurrent_lif_inference_with<&kCUDAKernels>));
   m.impl("recurrent_lif", TORCH_FN(recurrent_lif_forward_with<&kCUDAKernels>));
   m.impl("recurrent_lif_backward", TORCH_FN(recurrent_lif_backward_with<&kCUDAKernels>));
 }

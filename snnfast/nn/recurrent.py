@@ -24,10 +24,16 @@ class RecurrentLIF(LIF):
     V starts like a Linear(hidden, hidden) weight (uniform in +-1/sqrt(hidden)). When the
     state is carried (stateful=True or step_mode="s") the last spikes o_T are carried too, so
     the first step of the next call receives o_T @ V^T, as one long sequence would.
+
+    detach_recurrent=True truncates BPTT through the recurrent spikes (snnfast.recurrent_lif's
+    option): the gradient stops at o_{t-1} in o_{t-1} @ V^T, while V still gets its gradient.
     """
 
-    def __init__(self, in_features: int, hidden: int, *, bias: bool = True, **lif_kwargs):
+    def __init__(self, in_features: int, hidden: int, *, bias: bool = True,
+                 detach_recurrent: bool = False, **lif_kwargs):
         _args.check_positive_int(hidden, "hidden", "recurrent neurons")
+        _args.check_flag(detach_recurrent, "detach_recurrent")
+        self.detach_recurrent = detach_recurrent
         if lif_kwargs.get("learnable_shape") == "channel":
             lif_kwargs.setdefault("channels", hidden)
         if lif_kwargs.get("imp"):
@@ -52,9 +58,11 @@ class RecurrentLIF(LIF):
         self._check_state_shape(current)
         if self._last_spikes is not None:
             # o_0 of this call is the last spike of the previous one.
-            first = current[:1] + self._last_spikes @ self.V.t().to(current.dtype)
+            last = self._last_spikes.detach() if self.detach_recurrent else self._last_spikes
+            first = current[:1] + last @ self.V.t().to(current.dtype)
             current = torch.cat([first, current[1:]])
-        spikes = self._run(current, lambda x, beta, **options: recurrent_lif(x, self.V, beta, **options))
+        spikes = self._run(current, lambda x, beta, **options: recurrent_lif(
+            x, self.V, beta, detach_recurrent=self.detach_recurrent, **options))
         if self._carries_state() and spikes.shape[0] > 0:
             self._last_spikes = spikes[-1]
         return spikes[0] if self.step_mode == "s" else spikes

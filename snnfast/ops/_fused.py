@@ -2,11 +2,15 @@
 the compiled op or of the reference where there is no kernel, its fake (meta) kernels and its
 autograd.
 
-Both ops have the schema op(x, [V,] beta, alpha, threshold, u0, <5 options>) -> (spikes,
-membrane, u_last) and op_backward(grad_spikes, grad_membrane, grad_u_last, <saved tensors>,
-<5 options>, output_mask) -> one gradient per tensor input, where the saved tensors are the
+Each op has three schemas:
+  <op>(x, [V,] beta, alpha, threshold, u0, <options>) -> (spikes, membrane, u_last)
+  <op>_backward(grad_spikes, grad_membrane, grad_u_last, <saved>, <options>, output_mask)
+      -> one gradient per tensor input
+  <op>_inference(x, [V,] beta, alpha, threshold, u0, <options>) -> (spikes, u_last)
+where <options> starts with reset, the first argument that is a string, and <saved> are the
 forward's tensor inputs with x kept only for alpha's gradient and membrane (and, for
-recurrent_lif, spikes) in front.
+recurrent_lif, spikes) in front. The inference op writes no membrane trace: it runs where no
+gradient can be asked for, so nothing is saved for a backward pass that cannot happen.
 """
 from __future__ import annotations
 
@@ -40,16 +44,35 @@ def fall_back(op: str, x: torch.Tensor, devices, surrogate) -> bool:
     return True
 
 
-def call(name: str, devices, reference_fn, x, V, neuron: _args.Neuron):
-    """snnfast.<name>(x, [V,] **neuron): the compiled op, or reference_fn where fall_back says."""
+def call(name: str, devices, reference_fn, x, V, neuron: _args.Neuron, **extra):
+    """snnfast.<name>(x, [V,] **neuron, **extra): the compiled op (its inference op where no
+    gradient can be asked for and the membrane is not returned), or reference_fn where
+    fall_back says. extra: the op's own options after the neuron's (recurrent_lif's
+    detach_recurrent)."""
     op = f"snnfast.{name}"
     sequence = (x,) if V is None else (x, V)
     if fall_back(op, x, devices, neuron.surrogate):
-        return reference_fn(*sequence, neuron.beta, **neuron.keywords())
-    _args.check_autograd(op, (*sequence, neuron.beta, neuron.alpha, neuron.threshold, neuron.u0),
-                         instead=f"snnfast.reference.{name}")
-    spikes, membrane, u_last = getattr(torch.ops.snnfast, name)(*sequence, *neuron.op_args())
+        return reference_fn(*sequence, neuron.beta, **neuron.keywords(), **extra)
+    tensors = (*sequence, neuron.beta, neuron.alpha, neuron.threshold, neuron.u0)
+    _args.check_autograd(op, tensors, instead=f"snnfast.reference.{name}")
+    args = (*sequence, *neuron.op_args(), *extra.values())
+    if not neuron.return_membrane and not _needs_graph(tensors):
+        spikes, u_last = getattr(torch.ops.snnfast, f"{name}_inference")(*args)
+        return _args.results(spikes, u_last, None, neuron.return_state, False)
+    spikes, membrane, u_last = getattr(torch.ops.snnfast, name)(*args)
     return _args.results(spikes, u_last, membrane, neuron.return_state, neuron.return_membrane)
+
+
+def _needs_graph(tensors) -> bool:
+    """Whether autograd would record the op: grad mode on and an input that requires grad."""
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                           for t in tensors)
+
+
+def _split(inputs) -> tuple:
+    """(tensors, options) of an op's arguments: the options start at reset, the first string."""
+    first_option = next(i for i, value in enumerate(inputs) if isinstance(value, str))
+    return tuple(inputs[:first_option]), tuple(inputs[first_option:])
 
 
 def _fake_forward(x, *inputs):
@@ -57,8 +80,13 @@ def _fake_forward(x, *inputs):
     return x.new_empty(x.shape), x.new_empty(x.shape, dtype=acc), x.new_empty(x.shape[1:], dtype=acc)
 
 
+def _fake_inference(x, *inputs):
+    return x.new_empty(x.shape), x.new_empty(x.shape[1:], dtype=_args.acc_dtype(x.dtype))
+
+
 def _fake_backward(grad_spikes, grad_membrane, grad_u_last, *inputs):
-    *saved, _reset, _v_reset, _detach_reset, _surrogate, _surrogate_param, output_mask = inputs
+    saved, options = _split(inputs)
+    output_mask = options[-1]
     # The gradients are for x (shaped like membrane, in grad_spikes' dtype) and the last
     # len(output_mask) - 1 saved tensors ([V,] beta, alpha, threshold, u0); membrane is just
     # before x, which is just before them.
@@ -81,7 +109,7 @@ def register(name: str) -> None:
     backward_op = getattr(torch.ops.snnfast, f"{name}_backward")
 
     def setup_context(ctx, inputs, output):
-        *tensors, reset, v_reset, detach_reset, surrogate, surrogate_param = inputs
+        tensors, options = _split(inputs)
         x, *params = tensors  # params: [V,] beta, alpha, threshold, u0
         spikes, membrane, _ = output
         # Gradients of unused outputs stay None instead of becoming [T, B, *F] zeros.
@@ -91,7 +119,7 @@ def register(name: str) -> None:
         # recurrent_lif reads o_{t-1} for the gradients of V and alpha's recurrent part.
         front = (spikes if ctx.needs_input_grad[1] or need_alpha else None,) if len(params) == 5 else ()
         ctx.save_for_backward(*front, membrane, x if need_alpha else None, *params)
-        ctx.options = (reset, v_reset, detach_reset, surrogate, surrogate_param)
+        ctx.options = options
         ctx.n_inputs = len(tensors)
 
     def backward(ctx, grad_spikes, grad_membrane, grad_u_last):
@@ -103,16 +131,16 @@ def register(name: str) -> None:
             shape, dtype, device = ctx.x_meta
             grad_spikes = torch.zeros(shape, dtype=dtype, device=device)
         grads = backward_op(grad_spikes, grad_membrane, grad_u_last, *saved, *ctx.options, output_mask)
-        return tuple(g if needed else None for g, needed in zip(grads, output_mask)) + (None,) * 5
+        no_options = (None,) * len(ctx.options)
+        return tuple(g if needed else None for g, needed in zip(grads, output_mask)) + no_options
 
-    torch.library.register_fake(f"snnfast::{name}")(_fake_forward)
-    torch.library.register_fake(f"snnfast::{name}_backward")(_fake_backward)
+    register_fakes("snnfast", name)
     torch.library.register_autograd(f"snnfast::{name}", backward, setup_context=setup_context)
 
 
-def register_fakes(namespace: str) -> None:
-    """The same fake kernels for another namespace's twins of the ops (the tests' emulated
-    CUDA device, tests/emulated_cuda.py)."""
-    for name in ("lif", "recurrent_lif"):
-        torch.library.register_fake(f"{namespace}::{name}")(_fake_forward)
-        torch.library.register_fake(f"{namespace}::{name}_backward")(_fake_backward)
+def register_fakes(namespace: str, name: str) -> None:
+    """The fake kernels of namespace::<name>, <name>_backward and <name>_inference; also for
+    another namespace's twins of the ops (the tests' emulated CUDA device)."""
+    torch.library.register_fake(f"{namespace}::{name}")(_fake_forward)
+    torch.library.register_fake(f"{namespace}::{name}_backward")(_fake_backward)
+    torch.library.register_fake(f"{namespace}::{name}_inference")(_fake_inference)

@@ -12,7 +12,7 @@ from . import _args, _fused, _library, reference
 
 
 @_args.neuron_signature
-def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
+def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: bool = False, **neuron):
     """Runs T steps of recurrently connected LIF neurons over x of shape [T, B, N].
 
     I_t = x_t + o_{t-1} V^T (o_0 = 0), then the neuron of snnfast.lif:
@@ -22,6 +22,9 @@ def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
     Args:
         x: input current [T, B, N], float16, bfloat16, float32 or float64.
         V: recurrent weights [N, N] (learnable): V[n, j] is the weight from neuron j to n.
+        detach_recurrent: truncate BPTT through the recurrent spikes only: the gradient stops
+            at o_{t-1} in I_t = x_t + o_{t-1} V^T, while V still gets its gradient
+            (sum_t g_I_t^T o_{t-1}); the gradient through the membrane is kept.
         beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate, return_state,
             return_membrane: as in snnfast.lif.
 
@@ -30,8 +33,10 @@ def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
         u_T and h are float32 for float16/bfloat16 input (the arithmetic precision, in which
         the op also computes o_{t-1} V^T).
     """
+    _args.check_flag(detach_recurrent, "detach_recurrent")
     return _fused.call("recurrent_lif", _library.RECURRENT_LIF_DEVICES, reference.recurrent_lif,
-                       x, V, _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron))
+                       x, V, _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron),
+                       detach_recurrent=detach_recurrent)
 
 
 if _library.LOADED:

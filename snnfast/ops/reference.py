@@ -70,7 +70,7 @@ def lif_step(u, current, beta, alpha, threshold, reset, v_reset, detach_reset, s
     return o, h, u
 
 
-def _run(x, V, n: _args.Neuron):
+def _run(x, V, n: _args.Neuron, detach_recurrent: bool = False):
     """The loop over time shared by lif (V is None) and recurrent_lif."""
     acc = _args.acc_dtype(x.dtype)
     F = tuple(x.shape[2:])
@@ -85,7 +85,10 @@ def _run(x, V, n: _args.Neuron):
     o = None  # o_0 = 0: no recurrent input at the first step
     spikes, membrane = [], []
     for x_t in x.to(acc).unbind(0):
-        current = x_t if V is None or o is None else x_t + o @ V.t()
+        if V is None or o is None:
+            current = x_t
+        else:  # detach_recurrent: the gradient reaches V but stops at o_{t-1}
+            current = x_t + (o.detach() if detach_recurrent else o) @ V.t()
         o, h, u = lif_step(u, current, beta, alpha, threshold, n.reset, n.v_reset, n.detach_reset,
                            n.surrogate)
         spikes.append(o)
@@ -104,6 +107,8 @@ def lif(x: torch.Tensor, beta, **neuron):
 
 
 @_args.neuron_signature
-def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, **neuron):
+def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: bool = False, **neuron):
     """Same arguments and results as snnfast.recurrent_lif: lif with I_t = x_t + o_{t-1} V^T."""
-    return _run(x, V, _args.neuron_args("snnfast.reference.recurrent_lif", x, V, beta, neuron))
+    _args.check_flag(detach_recurrent, "detach_recurrent")
+    return _run(x, V, _args.neuron_args("snnfast.reference.recurrent_lif", x, V, beta, neuron),
+                detach_recurrent)

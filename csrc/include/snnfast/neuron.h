@@ -42,7 +42,7 @@ struct LIFParams {
   // Forward.
   const void* x = nullptr;   // [T, B, N]
   void* spikes = nullptr;    // [T, B, N]
-  void* membrane = nullptr;  // [T, B, N], the charged potential h_t before the reset
+  void* membrane = nullptr;  // [T, B, N], h_t before the reset; null: not saved (inference)
   void* u_last = nullptr;    // [B, N], the state u_T after the last reset
 
   // Backward. grad_membrane and grad_u_last may be null (no gradient reached them): the CPU

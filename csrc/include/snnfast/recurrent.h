@@ -14,9 +14,15 @@ namespace snnfast {
 //    (g_o_{t-1} += g_I_t V) and g_V need whether or not x needs a gradient;
 //  - grad_u (below) replaces grad_u0, which stays null;
 //  - the parameter-gradient partial sums are accumulated (+=) into buffers the glue zeroes,
-//    so that a kernel may run one step at a time.
+//    so that a kernel may run one step at a time;
+//  - membrane is null in the forward pass of the inference op; u_last then holds the state
+//    u_t from step to step (the per-step kernels read it back instead of the trace).
 struct RecurrentLIFParams : LIFParams {
   const void* V = nullptr;  // [N, N]: I_t = x_t + o_{t-1} V^T; g_o_{t-1} += g_I_t V
+
+  // Truncated BPTT through the recurrent spikes: the backward pass lets no gradient reach
+  // o_{t-1} through V (g_o_{t-1} += g_I_t V is left out); V's own gradient is unchanged.
+  bool detach_recurrent = false;
 
   // [B, N], g_u: the gradient of the state, carried from step to step. The glue starts it at
   // grad_u_last (or 0) and, once step 0 has run, it holds the gradient of u0.
