@@ -53,7 +53,8 @@ def workloads(T: int):
     floor_bytes = x.numel() * 4
     return [
         (f"snnfast.lif fwd+bwd [{T}, 64, 1024]", fwd_bwd, 6 * floor_bytes),
-        (f"snnfast.lif fwd, no_grad [{T}, 64, 1024]", fwd_no_grad, 3 * floor_bytes),
+        # The inference path reads x and writes the spikes (no membrane trace under no_grad).
+        (f"snnfast.lif fwd, no_grad [{T}, 64, 1024]", fwd_no_grad, 2 * floor_bytes),
         (f"MLP 700-256-20 train step, T = {T}, B = {bench_memory.B}", mlp_step, None),
     ]
 

@@ -1,0 +1,128 @@
+"""The fused op where users feel its fixed costs and its memory: inference, and short sequences.
+
+    python bench/bench_inference.py [--rounds 9] [--out FILE] [--quick]
+
+Two tables, each timed in one process with snnfast.utils.benchmark's interleaved timer, under
+glibc's defaults (no environment variable, nothing told to keep freed memory):
+
+1. The forward under torch.no_grad at [1000, 64, 1024] float32: the inference path (no
+   membrane trace: read x, write the spikes) beside the training path's forward (which also
+   writes the trace; `return_membrane=True` asks for it), against the 2-pass memory floor (x
+   read, spikes written, at the copy rate of this run), and the process's peak memory during
+   one inference call beside the size of the spikes.
+2. fwd + bwd at T = 1, 2, 4, 8 (B = 64, N = 1024): the fused op against the per-step loops
+   users have (snnfast.reference.lif and SpikingJelly's LIFNode, both one PyTorch step per
+   time step), and against the 6-pass floor of a fused fwd + bwd.
+
+The neuron is the one of every LIF benchmark (snnfast.utils.benchmark.NEURON).
+"""
+import argparse
+import datetime
+import os
+import statistics
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import snnfast  # noqa: E402
+from snnfast.utils import benchmark, memory  # noqa: E402
+
+CPU = torch.device("cpu")
+B, N = 64, 1024
+
+
+def ms(seen) -> str:
+    return f"{min(seen) * 1e3:.2f} ({statistics.median(seen) * 1e3:.2f})"
+
+
+def inference_table(T: int, rounds: int, rate: float) -> list:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(T, B, N, generator=generator) * 1.5 + 0.8
+
+    def inference():
+        with torch.no_grad():
+            snnfast.lif(x, **benchmark.NEURON)
+
+    def with_trace():
+        with torch.no_grad():
+            snnfast.lif(x, **benchmark.NEURON, return_membrane=True)
+
+    inference_s, trace_s = benchmark.interleaved_times([inference, with_trace], CPU, rounds)
+    floor_s = 2 * x.numel() * 4 / rate
+    lines = [
+        f"| forward under no_grad, [{T}, {B}, {N}] float32 | ms, best (median) | vs 2-pass floor (best) |",
+        "|---|---:|---:|",
+        f"| inference path (spikes only) | {ms(inference_s)} | {min(inference_s) / floor_s:.2f}x |",
+        f"| training path's forward (spikes + membrane trace) | {ms(trace_s)} | {min(trace_s) / floor_s:.2f}x |",
+        f"| 2-pass floor (read x, write spikes at {rate / 1e9:.1f} GB/s) | {floor_s * 1e3:.2f} | 1.00x |",
+    ]
+    if memory.cpu_peak_supported():
+        snnfast.output_cache.release()
+        memory.reset_peak(CPU)
+        before = memory.current_bytes(CPU)
+        inference()
+        peak = memory.peak_bytes(CPU) - before
+        lines += ["", f"Peak memory of one inference call: +{peak / 2**20:.0f} MiB (process RSS); "
+                      f"the spikes are {x.numel() * 4 / 2**20:.0f} MiB."]
+    return lines
+
+
+def small_t_table(Ts, rounds: int, rate: float) -> list:
+    from snnfast.utils.benchmark import contenders
+
+    found = [c for c in contenders(include_reference=True)]
+    names = [c.name for c in found]
+    lines = [
+        "| T | " + " | ".join(f"{n}, ms best (median)" for n in names) + " | fused vs 6-pass floor | "
+        + " | ".join(f"{n} / fused" for n in names[1:]) + " |",
+        "|---:|" + "---:|" * (2 * len(names)),
+    ]
+    for T in Ts:
+        generator = torch.Generator().manual_seed(T)
+        x = (torch.randn(T, B, N, generator=generator) * 1.5 + 0.8).requires_grad_(True)
+        grad = torch.randn(T, B, N, generator=generator)
+
+        def step(c):
+            def call():
+                c.run(x).backward(grad)
+                x.grad = None
+            return call
+
+        seen = benchmark.interleaved_times([step(c) for c in found], CPU, rounds)
+        floor_s = 6 * x.numel() * 4 / rate
+        best = [min(s) for s in seen]
+        lines.append(f"| {T} | " + " | ".join(ms(s) for s in seen) + f" | {best[0] / floor_s:.2f}x | "
+                     + " | ".join(f"{b / best[0]:.1f}x" for b in best[1:]) + " |")
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per workload (default 9)")
+    parser.add_argument("--T", type=int, default=1000, help="time steps of the inference table (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="T = 50 for inference, T in 1, 8, two rounds: a smoke run")
+    parser.add_argument("--out", help="also write the tables to this markdown file")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
+    Ts = (1, 2, 4, 8)
+    if args.quick:
+        args.T, args.rounds, Ts = 50, 2, (1, 8)
+    rate = benchmark.copy_rate(CPU)
+    lines = [
+        f"Machine: {benchmark.machine()}; {datetime.date.today().isoformat()}; load average "
+        f"{benchmark.load_average()} at the start; glibc malloc defaults; copy rate {rate / 1e9:.1f} GB/s.",
+        f"Neuron: {benchmark.describe_neuron(**benchmark.NEURON)}; float32; {args.rounds} interleaved rounds.",
+        "",
+        *inference_table(args.T, args.rounds, rate),
+        "",
+        *small_t_table(Ts, args.rounds, rate),
+    ]
+    benchmark.write_report("\n".join(lines), args.out)
+
+
+if __name__ == "__main__":
+    main()
