@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import snnfast  # noqa: E402
+from snnfast import output_cache  # noqa: E402
 from snnfast.utils import benchmark, memory  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -60,7 +61,7 @@ def inference_table(T: int, rounds: int, rate: float) -> list:
         f"| 2-pass floor (read x, write spikes at {rate / 1e9:.1f} GB/s) | {floor_s * 1e3:.2f} | 1.00x |",
     ]
     if memory.cpu_peak_supported():
-        snnfast.output_cache.release()
+        output_cache.release()
         memory.reset_peak(CPU)
         before = memory.current_bytes(CPU)
         inference()
