@@ -73,19 +73,18 @@ ParamShape checked_param_shape(const char* op, const char* name, const at::Tenso
   return *shape;
 }
 
-// The N values of a parameter, one per neuron, in the arithmetic dtype on x's device.
-at::Tensor per_neuron(const char* op, const char* name, const at::Tensor& param,
-                      const at::Tensor& x) {
+// A parameter's values in the arithmetic dtype on x's device: one per neuron, or a single one
+// (stride 0) for a per-layer value.
+PerNeuron per_neuron(const char* op, const char* name, const at::Tensor& param,
+                     const at::Tensor& x) {
   const ParamShape shape = checked_param_shape(op, name, param, x);
   const at::IntArrayRef F = neuron_shape(x);
   const auto acc = x.options().dtype(acc_type(x.scalar_type()));
-  if (is_host_scalar(param) && !x.is_cpu())
-    return at::full({c10::multiply_integers(F)}, param.item<double>(), acc);
+  if (is_host_scalar(param) && !x.is_cpu()) return {at::full({1}, param.item<double>(), acc), 0};
   at::Tensor p = param.to(acc.dtype().toScalarType());
   switch (shape) {
     case ParamShape::Layer:
-      p = p.reshape({}).expand(F);
-      break;
+      return {p.reshape({1}).contiguous(), 0};
     case ParamShape::Channel: {
       std::vector<int64_t> channel_view(F.size(), 1);
       channel_view[0] = F[0];
@@ -95,7 +94,7 @@ at::Tensor per_neuron(const char* op, const char* name, const at::Tensor& param,
     case ParamShape::Neuron:
       break;
   }
-  return p.contiguous().view(-1);
+  return {p.contiguous().view(-1), 1};
 }
 
 InitialState initial_state(const char* op, const std::optional<at::Tensor>& u0, int64_t B,
@@ -103,10 +102,10 @@ InitialState initial_state(const char* op, const std::optional<at::Tensor>& u0, 
   const at::IntArrayRef F = neuron_shape(x);
   const at::ScalarType acc = acc_type(x.scalar_type());
   const int64_t N = c10::multiply_integers(F);
-  if (!u0.has_value()) return {at::zeros({N}, x.options().dtype(acc)), 0};
+  if (!u0.has_value()) return {at::zeros({1}, x.options().dtype(acc)), 0, 0};
   check_real(op, "u0", *u0, x);
   if (is_host_scalar(*u0) && !x.is_cpu())
-    return {at::full({N}, u0->item<double>(), x.options().dtype(acc)), 0};
+    return {at::full({1}, u0->item<double>(), x.options().dtype(acc)), 0, 0};
   std::vector<int64_t> state_shape{B};
   state_shape.insert(state_shape.end(), F.begin(), F.end());
   TORCH_CHECK(u0->dim() <= static_cast<int64_t>(state_shape.size()) &&
@@ -115,6 +114,7 @@ InitialState initial_state(const char* op, const std::optional<at::Tensor>& u0, 
               ", which does not broadcast to the state shape [B, *F] = ", at::IntArrayRef(state_shape));
   const bool per_sample = u0->dim() == static_cast<int64_t>(state_shape.size()) && u0->size(0) != 1;
   at::Tensor u = u0->to(acc);
+  if (u.numel() == 1) return {u.reshape({1}).contiguous(), 0, 0};
   if (per_sample) return {u.expand(state_shape).contiguous().view(-1), N};
   if (u.dim() == static_cast<int64_t>(state_shape.size())) u = u.squeeze(0);
   return {u.expand(F).contiguous().view(-1), 0};
@@ -215,7 +215,11 @@ at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t, at::Scala
 
 at::Tensor reduce_to_u0(const at::Tensor& grad_state, const at::Tensor& u0,
                         at::IntArrayRef state_shape) {
-  return grad_state.view(state_shape).sum_to_size(u0.sizes()).to(u0.options());
+  const at::Tensor g = grad_state.view(state_shape);
+  // A u0 of as many values as the state (B = 1 with the IMP's per-neuron u0) needs no sum:
+  // the view saves a copy of the whole state per call.
+  if (g.numel() == u0.numel()) return g.view(u0.sizes()).to(u0.options());
+  return g.sum_to_size(u0.sizes()).to(u0.options());
 }
 
 at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
@@ -283,11 +287,15 @@ void set_params_fwd(LIFParams& p, const Neuron& neuron, const at::Tensor& sequen
   p.surrogate = options.surrogate;
   p.surrogate_param = options.surrogate_param;
   const NeuronParams& np = neuron.params;
-  p.beta = np.beta.data_ptr();
-  p.alpha = np.alpha.data_ptr();
-  p.threshold = np.threshold.data_ptr();
+  p.beta = np.beta.values.data_ptr();
+  p.alpha = np.alpha.values.data_ptr();
+  p.threshold = np.threshold.values.data_ptr();
+  p.beta_stride = np.beta.stride;
+  p.alpha_stride = np.alpha.stride;
+  p.threshold_stride = np.threshold.stride;
   p.u0 = np.u0.values.data_ptr();
   p.u0_batch_stride = np.u0.batch_stride;
+  p.u0_stride = np.u0.stride;
   p.x = ptr(x);
   p.spikes = ptr(spikes);
   p.membrane = ptr(membrane);

@@ -88,16 +88,25 @@ at::Tensor reduce_to_param(const at::Tensor& partial, const at::Tensor& param,
 at::Tensor reduce_to_u0(const at::Tensor& grad_state, const at::Tensor& u0,
                         at::IntArrayRef state_shape);
 
+// A parameter as the kernels read it (LIFParams): neuron n's value is values[n * stride];
+// one value per layer is kept as it is, with a stride of 0.
+struct PerNeuron {
+  at::Tensor values;
+  int64_t stride;
+};
+
 // u0 broadcast to [B, *F] the way torch broadcasts; one shared by the whole batch (the
-// learnable IMP) is kept at N values with a batch stride of 0.
+// learnable IMP) is kept at N values with a batch stride of 0, a missing or single u0 at one
+// value with both strides 0.
 struct InitialState {
   at::Tensor values;
   int64_t batch_stride;
+  int64_t stride = 1;
 };
 
-// beta, alpha and threshold as N values each (one per neuron) and u0, in the arithmetic dtype.
+// beta, alpha, threshold and u0 in the arithmetic dtype, as the kernels index them.
 struct NeuronParams {
-  at::Tensor beta, alpha, threshold;
+  PerNeuron beta, alpha, threshold;
   InitialState u0;
 };
 

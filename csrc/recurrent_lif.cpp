@@ -89,7 +89,8 @@ RecurrentForwardResult recurrent_lif_forward(
   set_recurrent_params_fwd(p, neuron, x, spikes, membrane, u_last, V, recurrent);
   if (T == 0) {
     const InitialState& u0_values = neuron.params.u0;
-    u_last.copy_(u0_values.values.view({u0_values.batch_stride == 0 ? 1 : B, N}).expand({B, N}));
+    u_last.copy_(u0_values.values.view({u0_values.batch_stride == 0 ? 1 : B, u0_values.stride == 0 ? 1 : N})
+                      .expand({B, N}));
   } else if (B * N > 0 &&
              !(kernels.forward_sequence != nullptr && kernels.forward_sequence(p, acc))) {
     const at::Tensor V_t = V.t();

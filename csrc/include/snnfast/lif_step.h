@@ -55,9 +55,10 @@ struct NeuronValues {
 
 template <typename acc_t>
 SNNFAST_HD NeuronValues<acc_t> neuron_values(const LIFParams& p, int64_t b, int64_t n) {
-  return {static_cast<const acc_t*>(p.beta)[n], static_cast<const acc_t*>(p.alpha)[n],
-          static_cast<const acc_t*>(p.threshold)[n],
-          static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n]};
+  return {static_cast<const acc_t*>(p.beta)[n * p.beta_stride],
+          static_cast<const acc_t*>(p.alpha)[n * p.alpha_stride],
+          static_cast<const acc_t*>(p.threshold)[n * p.threshold_stride],
+          static_cast<const acc_t*>(p.u0)[b * p.u0_batch_stride + n * p.u0_stride]};
 }
 
 // s(x), x = h - threshold: the surrogate derivative of the Heaviside spike.

@@ -30,14 +30,22 @@ struct LIFParams {
   double v_reset = 0.0;
   double surrogate_param = 1.0;  // the width a (rectangle, triangle) or sharpness k (sigmoid, atan)
 
-  // Per-neuron parameters, N values each (the glue broadcasts layer and channel values).
+  // Per-neuron parameters: neuron n reads beta[n * beta_stride] (and so on). The stride is 0
+  // for one value per layer, which the glue then passes as it is instead of broadcasting it
+  // to N values on every call (a fixed cost that dominates short sequences); the glue
+  // broadcasts channel values.
   const void* beta = nullptr;
   const void* alpha = nullptr;
   const void* threshold = nullptr;
-  // Initial membrane u_0: neuron (b, n) starts from u0[b * u0_batch_stride + n];
-  // u0_batch_stride is 0 when one u0 is shared by the whole batch (the learnable IMP).
+  int64_t beta_stride = 1;
+  int64_t alpha_stride = 1;
+  int64_t threshold_stride = 1;
+  // Initial state u_0: neuron (b, n) starts from u0[b * u0_batch_stride + n * u0_stride];
+  // u0_batch_stride is 0 when one u0 is shared by the whole batch (the learnable IMP),
+  // u0_stride 0 when one value is shared by every neuron (u0 absent: a single 0).
   const void* u0 = nullptr;
   int64_t u0_batch_stride = 0;
+  int64_t u0_stride = 1;
 
   // Forward.
   const void* x = nullptr;   // [T, B, N]
