@@ -24,16 +24,15 @@ from . import _segments
 from ._segments import LIFCall
 
 
-def _prepare(op, x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, return_state,
-             return_membrane):
-    """Checks the arguments as snnfast.lif does, and that the compiled op can run them;
-    returns the op's tensor arguments, its options and the surrogate as an object."""
-    surrogate = _args.check_lif_args(x, beta, alpha, threshold, u0, reset, v_reset, surrogate,
-                                     detach_reset, return_state, return_membrane)
-    check_kernel_runs(op, x, surrogate, (x, beta, alpha, threshold, u0))
-    tensors = [_args.as_tensor(p) for p in (beta, alpha, threshold)]
-    u0 = None if u0 is None else _args.as_tensor(u0)
-    return tensors, u0, LIFCall.options_of(reset, v_reset, detach_reset, surrogate), surrogate
+def _prepare(op, x, beta, neuron: dict):
+    """Checks the neuron's arguments as snnfast.lif does, and that the compiled op can run
+    them; returns the op's tensor arguments, its options and the checked Neuron (its
+    surrogate an object)."""
+    n = _args.neuron_args(op, x, None, beta, neuron)
+    check_kernel_runs(op, x, n.surrogate, (x, n.beta, n.alpha, n.threshold, n.u0))
+    tensors = [_args.as_tensor(p) for p in (n.beta, n.alpha, n.threshold)]
+    u0 = None if n.u0 is None else _args.as_tensor(n.u0)
+    return tensors, u0, LIFCall.options_of(n.reset, n.v_reset, n.detach_reset, n.surrogate), n
 
 
 def check_kernel_runs(op: str, x: torch.Tensor, surrogate, tensors, name: str = "x") -> None:
@@ -81,21 +80,8 @@ class _CheckpointedLIF(torch.autograd.Function):
         return (grad_x, *grads, None, None, None)
 
 
-def lif_checkpointed(
-    x: torch.Tensor,
-    beta,
-    *,
-    segment: int,
-    alpha=1.0,
-    threshold=1.0,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    detach_reset: bool = False,
-    u0=None,
-    surrogate="rectangle",
-    return_state: bool = False,
-    return_membrane: bool = False,
-):
+@_args.neuron_signature
+def lif_checkpointed(x: torch.Tensor, beta, *, segment: int, **neuron):
     """snnfast.lif with time-checkpointed BPTT: the same outputs and gradients, but instead of
     the [T, B, *F] membrane trace it saves the state at the start of every segment of
     `segment` steps (ceil(T / segment) - 1 states of [B, *F]) and, in the backward pass,
@@ -115,12 +101,10 @@ def lif_checkpointed(
     segment (time steps per segment, >= 1). Runs where the compiled op runs (CPU, CUDA).
     """
     _segments.check_segment(segment)
-    (beta_t, alpha_t, threshold_t), u0_t, options, _ = _prepare(
-        "snnfast.lif_checkpointed", x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
-        return_state, return_membrane)
+    (beta_t, alpha_t, threshold_t), u0_t, options, n = _prepare("snnfast.lif_checkpointed", x, beta, neuron)
     spikes, u_last, membrane = _CheckpointedLIF.apply(
-        x, beta_t, alpha_t, threshold_t, u0_t, options, segment, return_membrane)
-    return _args.results(spikes, u_last, membrane, return_state, return_membrane)
+        x, beta_t, alpha_t, threshold_t, u0_t, options, segment, n.return_membrane)
+    return _args.results(spikes, u_last, membrane, n.return_state, n.return_membrane)
 
 
 # Rows of the trace rounded at a time: the checks below make a few temporaries of this size.
@@ -178,21 +162,8 @@ class _BFloat16TraceLIF(torch.autograd.Function):
         return tuple(g if needed else None for g, needed in zip(grads, mask)) + (None,) * 3
 
 
-def lif_saved_bf16(
-    x: torch.Tensor,
-    beta,
-    *,
-    keep_branches: bool = True,
-    alpha=1.0,
-    threshold=1.0,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    detach_reset: bool = False,
-    u0=None,
-    surrogate="rectangle",
-    return_state: bool = False,
-    return_membrane: bool = False,
-):
+@_args.neuron_signature
+def lif_saved_bf16(x: torch.Tensor, beta, *, keep_branches: bool = True, **neuron):
     """snnfast.lif that saves its membrane trace for the backward pass in bfloat16 (2 bytes
     per neuron-step instead of 4). The forward pass and its outputs are exact (float32); the
     backward pass runs the op's backward on the rounded trace, so the gradients are
@@ -214,13 +185,11 @@ def lif_saved_bf16(
     snnfast.lif, plus keep_branches.
     """
     _args.check_flag(keep_branches, "keep_branches")
-    (beta_t, alpha_t, threshold_t), u0_t, options, surrogate = _prepare(
-        "snnfast.lif_saved_bf16", x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
-        return_state, return_membrane)
+    (beta_t, alpha_t, threshold_t), u0_t, options, n = _prepare("snnfast.lif_saved_bf16", x, beta, neuron)
     spikes, u_last, membrane = _BFloat16TraceLIF.apply(
-        x, beta_t, alpha_t, threshold_t, u0_t, options, surrogate if keep_branches else None,
-        return_membrane)
-    return _args.results(spikes, u_last, membrane, return_state, return_membrane)
+        x, beta_t, alpha_t, threshold_t, u0_t, options, n.surrogate if keep_branches else None,
+        n.return_membrane)
+    return _args.results(spikes, u_last, membrane, n.return_state, n.return_membrane)
 
 
 def _detach(state):
