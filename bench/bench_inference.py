@@ -72,9 +72,7 @@ def inference_table(T: int, rounds: int, rate: float) -> list:
 
 
 def small_t_table(Ts, rounds: int, rate: float) -> list:
-    from snnfast.utils.benchmark import contenders
-
-    found = [c for c in contenders(include_reference=True)]
+    found = benchmark.contenders(include_reference=True)
     names = [c.name for c in found]
     lines = [
         "| T | " + " | ".join(f"{n}, ms best (median)" for n in names) + " | fused vs 6-pass floor | "
