@@ -16,20 +16,37 @@ namespace {
 // reads and writes runs of 1 KiB, long enough for the hardware prefetcher.
 constexpr int64_t kRow = 256;
 
-// The parameters of the neurons m0, m0 + 1, ... (m = b * N + n) of a row, from neuron_values.
+// dst[j] = src[base + j * stride], j < len: one value of the neurons of a run that lies
+// within one sample. A fill or a copy in the usual cases (stride 0: one value per layer;
+// stride 1: one per neuron), so that loading a row costs a vector loop; a gather per neuron
+// was most of the forward's time at T = 1.
+template <typename acc_t>
+void load_run(acc_t* __restrict dst, const void* src, int64_t base, int64_t stride, int64_t len) {
+  const acc_t* values = static_cast<const acc_t*>(src) + base;
+  if (stride == 0) {
+    std::fill(dst, dst + len, values[0]);
+  } else if (stride == 1) {
+    std::copy(values, values + len, dst);
+  } else {
+    for (int64_t j = 0; j < len; ++j) dst[j] = values[j * stride];
+  }
+}
+
+// The parameters of the neurons m0, m0 + 1, ... (m = b * N + n) of a row: what
+// neuron_values (snnfast/lif_step.h) gives each of them, loaded a run of one sample at a time.
 template <typename acc_t>
 struct RowParams {
   acc_t beta[kRow], alpha[kRow], threshold[kRow], u0[kRow];
 
   RowParams(const LIFParams& p, int64_t m0, int64_t len) {
     int64_t b = m0 / p.N, n = m0 % p.N;
-    for (int64_t j = 0; j < len; ++j) {
-      const NeuronValues<acc_t> v = neuron_values<acc_t>(p, b, n);
-      beta[j] = v.beta;
-      alpha[j] = v.alpha;
-      threshold[j] = v.threshold;
-      u0[j] = v.u0;
-      if (++n == p.N) n = 0, ++b;
+    for (int64_t j = 0; j < len; n = 0, ++b) {
+      const int64_t run = std::min(len - j, p.N - n);
+      load_run(beta + j, p.beta, n * p.beta_stride, p.beta_stride, run);
+      load_run(alpha + j, p.alpha, n * p.alpha_stride, p.alpha_stride, run);
+      load_run(threshold + j, p.threshold, n * p.threshold_stride, p.threshold_stride, run);
+      load_run(u0 + j, p.u0, b * p.u0_batch_stride + n * p.u0_stride, p.u0_stride, run);
+      j += run;
     }
   }
 };
