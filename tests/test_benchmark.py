@@ -1,5 +1,6 @@
 """snnfast/utils/benchmark.py as the toolkit of every benchmark: the timer, the machine line and
 the neuron named in the headers."""
+import pytest
 import torch
 
 import snnfast
@@ -22,6 +23,18 @@ def test_a_sample_repeats_a_short_call():
     (times,) = benchmark.interleaved_times([lambda: count.__setitem__(0, count[0] + 1)], CPU, rounds=2,
                                            warmup=1, min_sample_s=0.005)
     assert len(times) == 2 and count[0] > 3  # far more calls than samples
+
+
+def test_paired_ratio_takes_the_median_of_the_rounds_ratios():
+    # Round 3 is slowed for both calls by the same burst: its ratio is 1.1 like the others,
+    # while the ratio of the two medians would not be.
+    a = [1.1, 2.2, 11.0, 1.1, 3.3]
+    b = [1.0, 2.0, 10.0, 1.0, 1.0]
+    median, low, high = benchmark.paired_ratio(a, b)
+    assert abs(median - 1.1) < 1e-12 and abs(low - 1.1) < 1e-12 and abs(high - 1.1) < 1e-12
+    assert benchmark.paired_ratio([2.0], [1.0]) == (2.0, 2.0, 2.0)
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        benchmark.paired_ratio([1.0, 2.0], [1.0])
 
 
 def test_machine_names_the_cpu_and_versions():

@@ -17,6 +17,7 @@ import datetime
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -98,6 +99,21 @@ def interleaved_times(calls: list[Callable[[], object]], device: torch.device, r
                 fn()
             seen.append(run(fn, n))
     return times
+
+
+def paired_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """(median, lower quartile, upper quartile) of a[r] / b[r] over the rounds r of
+    interleaved_times: the two calls of a round ran next to each other, so a burst of load
+    that slows both cancels in their ratio, where the ratio of two medians keeps it. The
+    estimate to quote when the difference sought (a 1 % overhead) is smaller than the
+    round-to-round swing of either time."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_ratio needs two equal, non-empty lists of times, got {len(a)} and {len(b)}")
+    ratios = sorted(x / y for x, y in zip(a, b))
+    if len(ratios) == 1:
+        return ratios[0], ratios[0], ratios[0]
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), low, high
 
 
 def keep_freed_memory() -> bool:
