@@ -45,8 +45,9 @@ def test_contenders_run_the_protocols_if_neuron(imp):
             torch.testing.assert_close(got_u0, u0.grad, rtol=1e-5, atol=1e-6, msg=c.name)
 
 
-def _row(contender, imp, fwd, fwd_bwd):
-    return benchmark_imp.Row(8, 2**16, contender, imp, fwd, fwd * 2, fwd_bwd, fwd_bwd * 3)
+def _row(contender, imp, fwd, fwd_bwd, rounds=()):
+    return benchmark_imp.Row(8, 2**16, contender, imp, fwd, fwd * 2, fwd_bwd, fwd_bwd * 3,
+                             forward_backward_s=list(rounds))
 
 
 def test_overheads_are_ratios_of_the_times_with_and_without_imp():
@@ -57,10 +58,23 @@ def test_overheads_are_ratios_of_the_times_with_and_without_imp():
     a, b = lines
     assert a["fwd_overhead_pct"] == pytest.approx(25.0)
     assert a["fwd_bwd_overhead_pct"] == pytest.approx(1.0)
-    assert a["fwd_bwd_median_overhead_pct"] == pytest.approx(1.0)  # 30.3 / 30 - 1
     assert b["fwd_bwd_overhead_pct"] == pytest.approx(-5.0)
+    assert a["traffic_share_pct"] == pytest.approx(100 * 3 / 49)  # 3 N over 6 T N + N at T = 8
+    assert "fwd_bwd_paired_pct" not in a  # no rounds recorded
     text = benchmark_imp.table(lines)
-    assert "| 8 | 2^16 | a | 2.000 | 2.500 | +25.0 % | 10.000 | 10.100 | +1.0 % | +1.0 % |" in text
+    assert "| 8 | 2^16 | a | 2.000 | 2.500 | +25.0 % | 10.000 | 10.100 | +1.0 % | - | 6.1 % |" in text
+
+
+def test_the_paired_overhead_is_the_median_of_the_rounds_ratios():
+    # The third round is slowed for both calls: the best times say -10 %, the rounds +1 %.
+    rows = [_row("a", False, 1.0, 1.0, rounds=[1.0, 1.0, 3.0, 1.0, 1.0]),
+            _row("a", True, 1.0, 0.9, rounds=[1.01, 1.01, 3.03, 0.9, 1.2])]
+    (line,) = benchmark_imp.overheads(rows)
+    assert line["fwd_bwd_overhead_pct"] == pytest.approx(-10.0)
+    assert line["fwd_bwd_paired_pct"] == pytest.approx(1.0)
+    assert line["fwd_bwd_paired_low_pct"] == pytest.approx(1.0)
+    assert line["fwd_bwd_paired_high_pct"] == pytest.approx(1.0)
+    assert "+1.0 % (+1.0 to +1.0)" in benchmark_imp.table([line])
 
 
 def test_interleaved_times_runs_every_call_once_a_round_in_turn():

@@ -8,7 +8,9 @@ the paper's `IFIMP` way: the membrane set to the learnable u0 after each `reset(
 
 Every contender runs on the same input in one process, and the four contenders of a shape are
 timed in interleaved rounds (one call of each per round), so that the machine's load falls on
-all of them alike; the overhead of IMP is the ratio of the best times with and without it.
+all of them alike; the overhead of IMP is the ratio of the best times with and without it,
+and the median over the rounds of the ratio of the two calls of a round (a burst of load that
+slows both cancels there), beside the share of the fused op's memory traffic that u0 adds.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ import datetime
 import json
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import torch
 
 from .. import ops
 from ..surrogate import Sigmoid
-from .benchmark import choose_allocator, describe_neuron, interleaved_times, load_average, machine, write_report
+from .benchmark import (choose_allocator, describe_neuron, interleaved_times, load_average, machine,
+                        paired_ratio, write_report)
 
 T_GRID = (2, 4, 8, 16, 32)
 N_GRID = (2**8, 2**12, 2**16, 2**20)
@@ -105,6 +108,9 @@ class Row:
     forward_median_ms: float
     forward_backward_best_ms: float
     forward_backward_median_ms: float
+    # Seconds of each round, for the overheads' paired ratios (benchmark.paired_ratio).
+    forward_s: list[float] = field(default_factory=list)
+    forward_backward_s: list[float] = field(default_factory=list)
 
 
 def measure(T: int, N: int, device: torch.device, rounds: int) -> list[Row]:
@@ -132,13 +138,23 @@ def measure(T: int, N: int, device: torch.device, rounds: int) -> list[Row]:
     fwd_bwd = interleaved_times([forward_backward(c) for c in found], device, rounds)
     return [
         Row(T, N, c.name, c.imp, 1e3 * min(f), 1e3 * statistics.median(f),
-            1e3 * min(fb), 1e3 * statistics.median(fb))
+            1e3 * min(fb), 1e3 * statistics.median(fb), f, fb)
         for c, f, fb in zip(found, fwd, fwd_bwd)
     ]
 
 
+def traffic_share(T: int) -> float:
+    """What a learnable u0 adds to the fused op's memory traffic in fwd + bwd, as a fraction:
+    u0 read forward and backward and its gradient written (3 N values, at B = 1) over x, the
+    spikes and the trace written forward, the spikes' gradient and the trace read and x's
+    gradient written backward, and u_T (6 T N + N). The overhead a kernel bound by memory
+    bandwidth cannot go below, whatever its code."""
+    return 3 / (6 * T + 1)
+
+
 def overheads(rows: list[Row]) -> list[dict]:
-    """One line per (T, N, contender): the times without and with IMP and the overhead in %."""
+    """One line per (T, N, contender): the times without and with IMP and the overhead in %:
+    of the best times, and the median (with quartiles) of the rounds' paired ratios."""
     by_key = {(r.T, r.N, r.contender, r.imp): r for r in rows}
     lines = []
     for r in rows:
@@ -147,57 +163,79 @@ def overheads(rows: list[Row]) -> list[dict]:
         with_imp = by_key.get((r.T, r.N, r.contender, True))
         if with_imp is None:
             continue
-        lines.append({
+        line = {
             "T": r.T, "N": r.N, "contender": r.contender,
             "fwd_ms": r.forward_best_ms, "fwd_imp_ms": with_imp.forward_best_ms,
             "fwd_overhead_pct": 100 * (with_imp.forward_best_ms / r.forward_best_ms - 1),
             "fwd_bwd_ms": r.forward_backward_best_ms,
             "fwd_bwd_imp_ms": with_imp.forward_backward_best_ms,
             "fwd_bwd_overhead_pct": 100 * (with_imp.forward_backward_best_ms / r.forward_backward_best_ms - 1),
-            "fwd_bwd_median_overhead_pct": 100 * (with_imp.forward_backward_median_ms
-                                                  / r.forward_backward_median_ms - 1),
-        })
+            "traffic_share_pct": 100 * traffic_share(r.T),
+        }
+        if r.forward_backward_s and len(r.forward_backward_s) == len(with_imp.forward_backward_s):
+            median, low, high = paired_ratio(with_imp.forward_backward_s, r.forward_backward_s)
+            line.update(fwd_bwd_paired_pct=100 * (median - 1), fwd_bwd_paired_low_pct=100 * (low - 1),
+                        fwd_bwd_paired_high_pct=100 * (high - 1))
+        lines.append(line)
     return lines
 
 
 def table(lines: list[dict]) -> str:
     out = [
         "| T | N | contender | fwd ms | fwd ms, IMP | fwd overhead | fwd+bwd ms | fwd+bwd ms, IMP "
-        "| fwd+bwd overhead (best) | (median) |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| fwd+bwd overhead (best) | (paired: median of rounds, quartiles) | u0's share of the fused op's traffic |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in lines:
+        paired = (f"{d['fwd_bwd_paired_pct']:+.1f} % ({d['fwd_bwd_paired_low_pct']:+.1f} to "
+                  f"{d['fwd_bwd_paired_high_pct']:+.1f})" if "fwd_bwd_paired_pct" in d else "-")
         out.append(
             f"| {d['T']} | 2^{d['N'].bit_length() - 1} | {d['contender']} | {d['fwd_ms']:.3f} | "
             f"{d['fwd_imp_ms']:.3f} | {d['fwd_overhead_pct']:+.1f} % | {d['fwd_bwd_ms']:.3f} | "
-            f"{d['fwd_bwd_imp_ms']:.3f} | {d['fwd_bwd_overhead_pct']:+.1f} % | "
-            f"{d['fwd_bwd_median_overhead_pct']:+.1f} % |"
+            f"{d['fwd_bwd_imp_ms']:.3f} | {d['fwd_bwd_overhead_pct']:+.1f} % | {paired} | "
+            f"{d['traffic_share_pct']:.1f} % |"
         )
     return "\n".join(out)
 
 
 def plot(lines: list[dict], path: str) -> None:
+    """Top: fwd + bwd against T with and without IMP; bottom: the paired overhead of IMP, and
+    u0's share of the fused op's traffic (the floor of a bandwidth-bound kernel)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     Ns = sorted({d["N"] for d in lines})
     names = sorted({d["contender"] for d in lines})
-    fig, axes = plt.subplots(1, len(Ns), figsize=(4 * len(Ns), 3.6), squeeze=False)
-    for ax, N in zip(axes[0], Ns):
+    fig, axes = plt.subplots(2, len(Ns), figsize=(4 * len(Ns), 6.4), squeeze=False, sharex=True)
+    for col, N in enumerate(Ns):
+        top, bottom = axes[0][col], axes[1][col]
         for name, colour in zip(names, ("tab:blue", "tab:orange", "tab:green")):
             sel = sorted((d for d in lines if d["N"] == N and d["contender"] == name), key=lambda d: d["T"])
             Ts = [d["T"] for d in sel]
-            ax.plot(Ts, [d["fwd_bwd_ms"] for d in sel], "o-", color=colour, label=name)
-            ax.plot(Ts, [d["fwd_bwd_imp_ms"] for d in sel], "s--", color=colour, label=f"{name} + IMP")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("T")
-        ax.set_title(f"N = 2^{N.bit_length() - 1}")
-        ax.grid(True, which="both", alpha=0.3)
+            top.plot(Ts, [d["fwd_bwd_ms"] for d in sel], "o-", color=colour, label=name)
+            top.plot(Ts, [d["fwd_bwd_imp_ms"] for d in sel], "s--", color=colour, label=f"{name} + IMP")
+            paired = [d for d in sel if "fwd_bwd_paired_pct" in d]
+            if paired:
+                median = [d["fwd_bwd_paired_pct"] for d in paired]
+                bottom.errorbar([d["T"] for d in paired], median,
+                                yerr=[[m - d["fwd_bwd_paired_low_pct"] for m, d in zip(median, paired)],
+                                      [d["fwd_bwd_paired_high_pct"] - m for m, d in zip(median, paired)]],
+                                fmt="o-", color=colour, capsize=3, label=name)
+        Ts = sorted({d["T"] for d in lines})
+        bottom.plot(Ts, [100 * traffic_share(T) for T in Ts], "k:", label="u0's share of the traffic")
+        bottom.axhline(0, color="grey", lw=0.8)
+        top.set_xscale("log", base=2)
+        top.set_yscale("log")
+        top.set_title(f"N = 2^{N.bit_length() - 1}")
+        bottom.set_xlabel("T")
+        for ax in (top, bottom):
+            ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("fwd + bwd, ms (best)")
+    axes[1][0].set_ylabel("IMP overhead, % (paired median, quartiles)")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle("IF neuron with and without a learnable IMP (solid: without, dashed: with)")
+    axes[1][-1].legend(fontsize=7)
+    fig.suptitle("IF neuron with and without a learnable IMP (top: solid without, dashed with)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -216,7 +254,9 @@ def report(T_grid, N_grid, device: torch.device, rounds: int, allocator: str, pr
         f"load average {load_average()}.\n"
         f"Neuron: IF, that is {describe_neuron(**NEURON)}; input [T, 1, N] float32; "
         f"IMP: a learnable u0 of shape [N].\n"
-        f"Times: best (and median) of {rounds} interleaved rounds; overhead = with IMP / without - 1.\n"
+        f"Times: best of {rounds} interleaved rounds; overhead = with IMP / without - 1, of the best "
+        f"times and, paired, the median (quartiles) over the rounds of the ratio of the two calls "
+        f"that ran side by side.\n"
         f"CPU memory: {allocator}.\n"
     )
     return rows, lines, header + "\n" + table(lines)
