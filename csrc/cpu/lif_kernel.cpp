@@ -185,10 +185,10 @@ void backward(const LIFParams& p) {
     acc_t u_prev[kRow];
     // Stand-ins for the optional rows, so that the inner loop has no branch: zeros for a
     // missing gradient or input. grad_x is computed into a row of its own, then streamed out.
-    const std::vector<acc_t> zeros_acc(kRow, acc_t(0));
-    const std::vector<scalar_t> zeros_scalar(kRow, scalar_t(0));
-    std::vector<scalar_t> grad_x_row(kRow);
-    scalar_t* grad_x = grad_x_row.data();
+    // On the stack: three heap allocations per block were a fixed cost of short sequences.
+    acc_t zeros_acc[kRow] = {};
+    scalar_t zeros_scalar[kRow] = {};
+    scalar_t grad_x[kRow];
     if (p.grad_u_last != nullptr)
       std::copy_n(static_cast<const acc_t*>(p.grad_u_last) + m0, len, g.g_u);
     for (int64_t t = p.T - 1; t >= 0; --t) {
@@ -205,8 +205,8 @@ void backward(const LIFParams& p) {
       if (param_grads)
         previous_state_row<R>(len, t > 0 ? membrane - M : nullptr, np, v_reset, u_prev);
       const acc_t* grad_membrane =
-          p.grad_membrane ? static_cast<const acc_t*>(p.grad_membrane) + row : zeros_acc.data();
-      const scalar_t* x = p.x ? static_cast<const scalar_t*>(p.x) + row : zeros_scalar.data();
+          p.grad_membrane ? static_cast<const acc_t*>(p.grad_membrane) + row : zeros_acc;
+      const scalar_t* x = p.x ? static_cast<const scalar_t*>(p.x) + row : zeros_scalar;
       const scalar_t* grad_spikes = static_cast<const scalar_t*>(p.grad_spikes) + row;
       SNNFAST_BOOL_SWITCH(param_grads, kParamGrads, [&] {
         backward_row<scalar_t, acc_t, R, S, kDetachReset, kParamGrads>(
