@@ -10,15 +10,6 @@
 namespace snnfast {
 namespace {
 
-// Index outputs cannot hold NaN: under SNNFAST_POISON=1 (the tests, as new_output) they are
-// filled with -1, which no kernel writes.
-at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  at::Tensor out = at::empty(sizes, options);
-  const char* flag = std::getenv("SNNFAST_POISON");
-  if (flag != nullptr && flag[0] == '1') out.fill_(-1);
-  return out;
-}
-
 // The kernels trust offsets and indices to stay inside indices and the weight's rows: a
 // wrong one would read out of bounds. One pass over each (small beside the dense tensors).
 void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& indices,
@@ -53,6 +44,13 @@ void check_float(const char* op, const char* name, const at::Tensor& t) {
 
 }  // namespace
 
+at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor out = at::empty(sizes, options);
+  const char* flag = std::getenv("SNNFAST_POISON");
+  if (flag != nullptr && flag[0] == '1') out.fill_(-1);
+  return out;
+}
+
 SpikeBits spike_bits(at::ScalarType dtype) {
   switch (dtype) {
     case at::kFloat: return {4, 0x7FFFFFFFu, 0x3F800000u};
@@ -79,26 +77,28 @@ std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes_in,
   const int64_t M = c10::multiply_integers(spikes_in.sizes().slice(0, spikes_in.dim() - 1));
   const at::Tensor spikes = spikes_in.contiguous().view({M, N});
   const auto long_options = spikes.options().dtype(at::kLong);
+  const auto int_options = spikes.options().dtype(at::kInt);
 
   at::Tensor offsets = new_index_output({M + 1}, long_options);
-  offsets.narrow(0, 0, 1).zero_();
-  if (M > 0) {
+  at::Tensor not_binary = at::zeros({1}, int_options);
+  at::Tensor indices;
+  if (M == 0 || N == 0) {
+    offsets.zero_();
+    indices = new_index_output({0}, int_options);
+  } else if (kernels.convert != nullptr) {
+    indices = kernels.convert(spikes, bits, offsets, not_binary);
+  } else {
+    offsets.narrow(0, 0, 1).zero_();
     at::Tensor counts = new_index_output({M}, long_options);
-    at::Tensor not_binary = at::zeros({1}, spikes.options().dtype(at::kInt));
-    if (N > 0) {
-      kernels.count(spikes, bits, counts, not_binary);
-    } else {
-      counts.zero_();
-    }
-    TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,
-                ": spikes must hold only 0 and 1, found another value; pass check_binary=False "
-                "to count every nonzero value as a spike");
+    kernels.count(spikes, bits, counts, not_binary);
     at::Tensor ends = offsets.narrow(0, 1, M);
     at::cumsum_out(ends, counts, 0);
+    indices = new_index_output({offsets[M].item<int64_t>()}, int_options);
+    if (indices.numel() > 0) kernels.fill(spikes, bits, offsets, indices);
   }
-  const int64_t nnz = offsets[M].item<int64_t>();
-  at::Tensor indices = new_index_output({nnz}, spikes.options().dtype(at::kInt));
-  if (nnz > 0) kernels.fill(spikes, bits, offsets, indices);
+  TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,
+              ": spikes must hold only 0 and 1, found another value; pass check_binary=False "
+              "to count every nonzero value as a spike");
   return {offsets, indices};
 }
 
