@@ -274,7 +274,8 @@ def plot(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--T", type=int, default=200)
-    parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05, 0.1, 0.2])
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05, 0.1, 0.2],
+                        help="input spike rates, fractions in (0, 1]")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (on a machine shared by "
@@ -285,6 +286,9 @@ def main(argv=None):
     parser.add_argument("--replot")
     parser.add_argument("--conv", action="store_true", help="measure the event-driven Conv2d's case only")
     args = parser.parse_args(argv)
+    outside = [rate for rate in args.rates if not 0 < rate <= 1]
+    if outside:
+        parser.error(f"--rates takes spike rates as fractions in (0, 1] (0.03 for 3 %), got {outside}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.conv:
