@@ -55,6 +55,13 @@ struct EventKernels {
   void (*count)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& counts, at::Tensor& not_binary);
   void (*fill)(const at::Tensor& spikes, SpikeBits bits, const at::Tensor& offsets, at::Tensor& indices);
   at::Tensor (*convert)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& offsets, at::Tensor& not_binary);
+  // packed [M, ceil(N / 8)] uint8 = spikes [M, N] (contiguous, M, N > 0) as bits in
+  // snnfast.longseq.bitpack's format (spike n of a row is bit n % 8, least significant first,
+  // of byte n / 8; the padding bits 0); *not_binary as above. Null where a device has none.
+  void (*pack)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& packed, at::Tensor& not_binary);
+  // spikes [M, N] (0 and 1 in its dtype) = packed [M, ceil(N / 8)] (contiguous) unpacked. Null
+  // where a device has none.
+  void (*unpack)(const at::Tensor& packed, at::Tensor& spikes);
   // y [M, out] = bias + sum over the events of row m of weight_t[i] (weight_t [in, out]).
   void (*linear)(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
                  const at::Tensor& bias, at::Tensor& y);
@@ -66,6 +73,8 @@ struct EventKernels {
 
 std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes, bool check_binary,
                                                     const EventKernels& kernels);
+at::Tensor spikes_to_bits(const at::Tensor& spikes, bool check_binary, const EventKernels& kernels);
+at::Tensor bits_to_spikes(const at::Tensor& packed, int64_t n, at::ScalarType dtype, const EventKernels& kernels);
 at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
                         const std::optional<at::Tensor>& bias, const EventKernels& kernels);
 at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,
@@ -76,6 +85,14 @@ at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor&
 template <const EventKernels* kernels>
 std::tuple<at::Tensor, at::Tensor> spikes_to_events_with(const at::Tensor& spikes, bool check_binary) {
   return spikes_to_events(spikes, check_binary, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor spikes_to_bits_with(const at::Tensor& spikes, bool check_binary) {
+  return spikes_to_bits(spikes, check_binary, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor bits_to_spikes_with(const at::Tensor& packed, int64_t n, at::ScalarType dtype) {
+  return bits_to_spikes(packed, n, dtype, *kernels);
 }
 template <const EventKernels* kernels>
 at::Tensor event_linear_with(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,

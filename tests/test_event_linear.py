@@ -398,3 +398,41 @@ def test_bench_events_rejects_rates_that_are_not_fractions(rates, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--rates", *rates])
     assert "--rates takes spike rates as fractions in (0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", SPIKE_DTYPES, ids=str)
+@pytest.mark.parametrize("shape,rate", [((7, 3, 45), 0.1), ((2, 5, 64), 1.0), ((4, 6, 33), 0.0), ((0, 3, 8), 0.5),
+                                        ((5, 70), 0.5), ((4, 0), 0.5), ((3, 1), 1.0)])
+def test_spikes_to_bits_is_bitpack(dtype, shape, rate):
+    from snnfast.longseq import bitpack
+
+    spikes = random_spikes(shape, rate, seed=sum(shape) + 1, dtype=dtype)
+    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, True), bitpack.pack_bits(spikes))
+
+
+@pytest.mark.parametrize("value", [0.5, -1.0, 2.0, float("nan")])
+def test_spikes_to_bits_checks_binary(value):
+    from snnfast.longseq import bitpack
+
+    spikes = torch.zeros(3, 4, 40)
+    spikes[1, 2, 37] = value
+    with pytest.raises(RuntimeError, match="spikes must hold only 0 and 1"):
+        torch.ops.snnfast.spikes_to_bits(spikes, True)
+    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, False), bitpack.pack_bits(spikes))
+
+
+def test_spikes_to_bits_opcheck():
+    torch.library.opcheck(torch.ops.snnfast.spikes_to_bits.default, (random_spikes((6, 3, 20), 0.3, 40), True),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", [(7, 3, 45), (2, 5, 64), (0, 3, 8), (5, 70), (4, 0), (3, 1)])
+def test_bits_to_spikes_is_bitpack(dtype, shape):
+    from snnfast.longseq import bitpack
+
+    packed = bitpack.pack_bits(random_spikes(shape, 0.3, seed=sum(shape) + 2))
+    assert torch.equal(torch.ops.snnfast.bits_to_spikes(packed, shape[-1], dtype),
+                       bitpack.unpack_bits(packed, shape[-1], dtype))
+    torch.library.opcheck(torch.ops.snnfast.bits_to_spikes.default, (packed, shape[-1], dtype),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

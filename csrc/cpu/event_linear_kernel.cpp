@@ -69,6 +69,56 @@ at::Tensor convert_rows(const at::Tensor& spikes, SpikeBits bits, at::Tensor& of
   return indices;
 }
 
+// One row per iteration, each 32 spikes a mask whose bytes are the row's next 4 bytes.
+template <typename U>
+void pack_rows(const at::Tensor& spikes, SpikeBits bits, at::Tensor& packed, at::Tensor& not_binary) {
+  const U* s = static_cast<const U*>(spikes.data_ptr());
+  const int64_t M = spikes.size(0), N = spikes.size(1), bytes = packed.size(1);
+  const U zero_mask = static_cast<U>(bits.zero_mask), one = static_cast<U>(bits.one_bits);
+  uint8_t* out = packed.data_ptr<uint8_t>();
+  int bad_rows = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad_rows)
+  for (int64_t m = 0; m < M; ++m) {
+    const U* row = s + m * N;
+    uint8_t* dst = out + m * bytes;
+    uint32_t bad = 0;
+    for (int64_t n0 = 0; n0 < N; n0 += kMaskBlock) {
+      const uint32_t mask = nonzero_mask(row + n0, std::min(kMaskBlock, N - n0), zero_mask, one, bad);
+      for (int64_t k = n0 / 8; k < std::min(bytes, n0 / 8 + 4); ++k)
+        dst[k] = static_cast<uint8_t>(mask >> (8 * (k - n0 / 8)));
+    }
+    bad_rows += bad != 0;
+  }
+  if (bad_rows > 0) not_binary.fill_(1);
+}
+
+void pack_cpu(const at::Tensor& spikes, SpikeBits bits, at::Tensor& packed, at::Tensor& not_binary) {
+  with_spike_bits(bits, [&](auto u) { pack_rows<decltype(u)>(spikes, bits, packed, not_binary); });
+}
+
+// Each byte of a row becomes its 8 values, copied from a table of the 256 bytes' values.
+template <typename T>
+void unpack_rows(const at::Tensor& packed, at::Tensor& spikes) {
+  const int64_t M = spikes.size(0), N = spikes.size(1), bytes = packed.size(1);
+  std::vector<T> table(256 * 8);
+  for (int byte = 0; byte < 256; ++byte)
+    for (int j = 0; j < 8; ++j) table[byte * 8 + j] = static_cast<T>((byte >> j) & 1);
+  const uint8_t* in = packed.data_ptr<uint8_t>();
+  T* out = spikes.data_ptr<T>();
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    const uint8_t* src = in + m * bytes;
+    T* dst = out + m * N;
+    for (int64_t k = 0; k < bytes; ++k)
+      std::copy_n(table.data() + src[k] * 8, std::min<int64_t>(8, N - 8 * k), dst + 8 * k);
+  }
+}
+
+void unpack_cpu(const at::Tensor& packed, at::Tensor& spikes) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, spikes.scalar_type(), "bits_to_spikes_cpu",
+                                  [&] { unpack_rows<scalar_t>(packed, spikes); });
+}
+
 at::Tensor convert_cpu(const at::Tensor& spikes, SpikeBits bits, at::Tensor& offsets, at::Tensor& not_binary) {
   at::Tensor indices;
   with_spike_bits(bits, [&](auto u) { indices = convert_rows<decltype(u)>(spikes, bits, offsets, not_binary); });
@@ -204,12 +254,14 @@ void weight_grad_cpu(const at::Tensor& offsets, const at::Tensor& indices, const
                              [&] { weight_grad_blocks<scalar_t>(offsets, indices, grad_y, grad_weight_t); });
 }
 
-constexpr EventKernels kCPUEventKernels{nullptr, nullptr, convert_cpu, linear_cpu, weight_grad_cpu};
+constexpr EventKernels kCPUEventKernels{nullptr, nullptr, convert_cpu, pack_cpu, unpack_cpu, linear_cpu, weight_grad_cpu};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
   m.impl("spikes_to_events", TORCH_FN(spikes_to_events_with<&kCPUEventKernels>));
+  m.impl("spikes_to_bits", TORCH_FN(spikes_to_bits_with<&kCPUEventKernels>));
+  m.impl("bits_to_spikes", TORCH_FN(bits_to_spikes_with<&kCPUEventKernels>));
   m.impl("event_linear", TORCH_FN(event_linear_with<&kCPUEventKernels>));
   m.impl("event_linear_weight_grad", TORCH_FN(event_linear_weight_grad_with<&kCPUEventKernels>));
 }

@@ -44,3 +44,6 @@ EVENT_DEVICES = _devices("snnfast::event_linear")
 
 # The device types whose fused LIF op also emits its spikes as events (snnfast::lif_events).
 LIF_EVENTS_DEVICES = _devices("snnfast::lif_events")
+
+# The device types with a compiled packing of spikes as bits (snnfast::spikes_to_bits).
+BITS_DEVICES = _devices("snnfast::spikes_to_bits")

@@ -150,6 +150,14 @@ def _fake_spikes_to_events(spikes, check_binary):
     return (spikes.new_empty((rows + 1,), dtype=torch.int64), spikes.new_empty((nnz,), dtype=torch.int32))
 
 
+def _fake_spikes_to_bits(spikes, check_binary):
+    return spikes.new_empty((*spikes.shape[:-1], (spikes.shape[-1] + 7) // 8), dtype=torch.uint8)
+
+
+def _fake_bits_to_spikes(packed, n, dtype):
+    return packed.new_empty((*packed.shape[:-1], n), dtype=dtype)
+
+
 def _fake_lif_events(x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param,
                      save_membrane):
     nnz = torch.library.get_ctx().new_dynamic_size()
@@ -170,6 +178,8 @@ def _fake_event_linear_weight_grad(offsets, indices, grad_y, in_features):
 
 FAKES = {
     "spikes_to_events": _fake_spikes_to_events,
+    "spikes_to_bits": _fake_spikes_to_bits,
+    "bits_to_spikes": _fake_bits_to_spikes,
     "event_linear": _fake_event_linear,
     "event_linear_weight_grad": _fake_event_linear_weight_grad,
     "lif_events": _fake_lif_events,
