@@ -436,3 +436,13 @@ def test_bits_to_spikes_is_bitpack(dtype, shape):
                        bitpack.unpack_bits(packed, shape[-1], dtype))
     torch.library.opcheck(torch.ops.snnfast.bits_to_spikes.default, (packed, shape[-1], dtype),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_event_layers_compile_fullgraph_without_grad():
+    # Under torch.compile the layers convert (no attached events in a traced graph). With
+    # autograd recording, events=True does not compile yet: the conversion's unbacked size
+    # inside the autograd.Function (PendingUnbackedSymbolNotFound), as before the LIF op's events.
+    net = torch.nn.Sequential(*_two_layers(True, torch.float32))
+    x = random_spikes((10, 3, 60), 0.05, 33)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(net, fullgraph=True)(x), net(x))

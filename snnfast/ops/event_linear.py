@@ -80,6 +80,8 @@ def attach_events(spikes: torch.Tensor, events: Events) -> None:
 def attached_events(spikes: torch.Tensor) -> Optional[Events]:
     """The events attach_events kept with spikes, or None: also where spikes has been
     modified in place since (its version counter moved), so they can no longer be trusted."""
+    if torch.compiler.is_compiling():
+        return None  # a traced tensor carries no Python attributes; the graph converts
     attached = getattr(spikes, "_snnfast_events", None)
     if attached is None or attached[1] != spikes._version or attached[0].shape != spikes.shape:
         return None
