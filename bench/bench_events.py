@@ -20,7 +20,8 @@ A training step is forward, a rate-readout cross-entropy, backward and an SGD up
 input is data (no gradient). All the ways run interleaved in one process (snnfast.benchmark
 .interleaved_times): best and median of the rounds. Also reported: the conversion of the
 input and of the hidden spikes to events (snnfast.event_linear.to_events) beside the dense
-matrix product it replaces.
+matrix product it replaces, and the hidden LIF op with and without emitting its events
+(what the event path does instead of converting the hidden spikes).
 """
 from __future__ import annotations
 
@@ -154,13 +155,20 @@ def measure(name, sizes, T, rate, rounds, device):
             optimizers[way].step()
         return run
 
-    # The conversions and the dense products they stand beside.
+    # The conversions and the dense products they stand beside; the hidden LIF op without
+    # and with its own events (what the event path runs instead of converting the hidden spikes).
     w1, w2 = layers[0].weight.detach(), layers[1].weight.detach()
+    with torch.no_grad():
+        current = layers[0](x)
+    lif_args = (torch.tensor(NEURON["beta"]), torch.tensor(NEURON["alpha"]), torch.tensor(1.0), None,
+                "hard", 0.0, False, NEURON["surrogate"], snnfast.surrogate.get(NEURON["surrogate"]).param)
     parts = {
         "convert input": lambda: to_events(x),
         "dense x W1^T": lambda: F.linear(x, w1),
         "convert hidden": lambda: to_events(hidden),
         "dense h W2^T": lambda: F.linear(hidden, w2),
+        "hidden LIF": lambda: torch.ops.snnfast.lif_inference(current, *lif_args),
+        "hidden LIF + events": lambda: torch.ops.snnfast.lif_events(current, *lif_args, False),
     }
     calls = [infer(w) for w in WAYS] + [train(w) for w in WAYS] + list(parts.values())
     times = benchmark.interleaved_times(calls, device, rounds, min_sample_s=0.0)
@@ -274,7 +282,8 @@ def plot(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--T", type=int, default=200)
-    parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05, 0.1, 0.2])
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.01, 0.03, 0.05, 0.1, 0.2],
+                        help="input spike rates, fractions in (0, 1]")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (on a machine shared by "
@@ -285,6 +294,9 @@ def main(argv=None):
     parser.add_argument("--replot")
     parser.add_argument("--conv", action="store_true", help="measure the event-driven Conv2d's case only")
     args = parser.parse_args(argv)
+    outside = [rate for rate in args.rates if not 0 < rate <= 1]
+    if outside:
+        parser.error(f"--rates takes spike rates as fractions in (0, 1] (0.03 for 3 %), got {outside}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.conv:
@@ -311,8 +323,10 @@ def main(argv=None):
             if args.json:  # nothing lost on interruption
                 with open(args.json, "w") as f:
                     json.dump(dict(rows=rows, machine=benchmark.machine(), uptime=uptime), f, indent=1)
+        uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         diff, scale = check_equal(NETWORKS["700-256-20"], 50, 0.03)
-        header = (f"{datetime.date.today()}, {benchmark.machine()}; uptime before: {uptime}\n"
+        header = (f"{datetime.date.today()}, {benchmark.machine()}; uptime before: {uptime}; "
+                  f"after: {uptime_after}\n"
                   f"command: python bench/bench_events.py {' '.join(argv or sys.argv[1:])}\n"
                   f"float64 events vs dense, 700-256-20 at 3 %, T = 50: outputs and gradients differ by "
                   f"at most {diff:.1e} (largest value {scale:.1e})")

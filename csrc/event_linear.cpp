@@ -3,21 +3,13 @@
 
 #include <cstdlib>
 #include <limits>
+#include <vector>
 
 #include "neuron_glue.h"
 #include "op_library.h"
 
 namespace snnfast {
 namespace {
-
-// Index outputs cannot hold NaN: under SNNFAST_POISON=1 (the tests, as new_output) they are
-// filled with -1, which no kernel writes.
-at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  at::Tensor out = at::empty(sizes, options);
-  const char* flag = std::getenv("SNNFAST_POISON");
-  if (flag != nullptr && flag[0] == '1') out.fill_(-1);
-  return out;
-}
 
 // The kernels trust offsets and indices to stay inside indices and the weight's rows: a
 // wrong one would read out of bounds. One pass over each (small beside the dense tensors).
@@ -51,7 +43,20 @@ void check_float(const char* op, const char* name, const at::Tensor& t) {
               " must be float32 or float64 (the event kernels' dtypes), got ", t.scalar_type());
 }
 
+void check_binary_result(const char* op, bool check_binary, const at::Tensor& not_binary) {
+  TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,
+              ": spikes must hold only 0 and 1, found another value; pass check_binary=False "
+              "to count every nonzero value as a spike");
+}
+
 }  // namespace
+
+at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor out = at::empty(sizes, options);
+  const char* flag = std::getenv("SNNFAST_POISON");
+  if (flag != nullptr && flag[0] == '1') out.fill_(-1);
+  return out;
+}
 
 SpikeBits spike_bits(at::ScalarType dtype) {
   switch (dtype) {
@@ -79,27 +84,67 @@ std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes_in,
   const int64_t M = c10::multiply_integers(spikes_in.sizes().slice(0, spikes_in.dim() - 1));
   const at::Tensor spikes = spikes_in.contiguous().view({M, N});
   const auto long_options = spikes.options().dtype(at::kLong);
+  const auto int_options = spikes.options().dtype(at::kInt);
 
   at::Tensor offsets = new_index_output({M + 1}, long_options);
-  offsets.narrow(0, 0, 1).zero_();
-  if (M > 0) {
+  at::Tensor not_binary = at::zeros({1}, int_options);
+  at::Tensor indices;
+  if (M == 0 || N == 0) {
+    offsets.zero_();
+    indices = new_index_output({0}, int_options);
+  } else if (kernels.convert != nullptr) {
+    indices = kernels.convert(spikes, bits, offsets, not_binary);
+  } else {
+    offsets.narrow(0, 0, 1).zero_();
     at::Tensor counts = new_index_output({M}, long_options);
-    at::Tensor not_binary = at::zeros({1}, spikes.options().dtype(at::kInt));
-    if (N > 0) {
-      kernels.count(spikes, bits, counts, not_binary);
-    } else {
-      counts.zero_();
-    }
-    TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,
-                ": spikes must hold only 0 and 1, found another value; pass check_binary=False "
-                "to count every nonzero value as a spike");
+    kernels.count(spikes, bits, counts, not_binary);
     at::Tensor ends = offsets.narrow(0, 1, M);
     at::cumsum_out(ends, counts, 0);
+    indices = new_index_output({offsets[M].item<int64_t>()}, int_options);
+    if (indices.numel() > 0) kernels.fill(spikes, bits, offsets, indices);
   }
-  const int64_t nnz = offsets[M].item<int64_t>();
-  at::Tensor indices = new_index_output({nnz}, spikes.options().dtype(at::kInt));
-  if (nnz > 0) kernels.fill(spikes, bits, offsets, indices);
+  check_binary_result(op, check_binary, not_binary);
   return {offsets, indices};
+}
+
+at::Tensor spikes_to_bits(const at::Tensor& spikes_in, bool check_binary, const EventKernels& kernels) {
+  constexpr const char* op = "snnfast.spikes_to_bits";
+  TORCH_CHECK(kernels.pack != nullptr, op, ": no kernel on ", spikes_in.device(),
+              "; use snnfast.longseq.bitpack.pack_bits");
+  TORCH_CHECK(spikes_in.dim() >= 1, op, ": spikes must have at least one dimension (the neurons, last)");
+  const SpikeBits bits = spike_bits(spikes_in.scalar_type());
+  const int64_t N = spikes_in.size(-1), bytes = (N + 7) / 8;
+  const int64_t M = c10::multiply_integers(spikes_in.sizes().slice(0, spikes_in.dim() - 1));
+  std::vector<int64_t> shape(spikes_in.sizes().begin(), spikes_in.sizes().end());
+  shape.back() = bytes;
+  at::Tensor packed = new_index_output(shape, spikes_in.options().dtype(at::kByte));
+  at::Tensor not_binary = at::zeros({1}, spikes_in.options().dtype(at::kInt));
+  if (M > 0 && N > 0) {
+    at::Tensor packed_rows = packed.view({M, bytes});
+    kernels.pack(spikes_in.contiguous().view({M, N}), bits, packed_rows, not_binary);
+  }
+  check_binary_result(op, check_binary, not_binary);
+  return packed;
+}
+
+at::Tensor bits_to_spikes(const at::Tensor& packed_in, int64_t n, at::ScalarType dtype, const EventKernels& kernels) {
+  constexpr const char* op = "snnfast.bits_to_spikes";
+  TORCH_CHECK(kernels.unpack != nullptr, op, ": no kernel on ", packed_in.device(),
+              "; use snnfast.longseq.bitpack.unpack_bits");
+  TORCH_CHECK(n >= 0, op, ": n must be >= 0, got ", n);
+  TORCH_CHECK(packed_in.scalar_type() == at::kByte && packed_in.dim() >= 1 && packed_in.size(-1) == (n + 7) / 8,
+              op, ": packed must be uint8 [..., ceil(n / 8) = ", (n + 7) / 8, "] (spikes_to_bits), got ",
+              packed_in.scalar_type(), " of shape ", packed_in.sizes());
+  TORCH_CHECK(at::isFloatingType(dtype), op, ": dtype must be floating point, got ", dtype);
+  std::vector<int64_t> shape(packed_in.sizes().begin(), packed_in.sizes().end());
+  shape.back() = n;
+  at::Tensor spikes = new_output(shape, packed_in.options().dtype(dtype));
+  const int64_t M = c10::multiply_integers(packed_in.sizes().slice(0, packed_in.dim() - 1));
+  if (M > 0 && n > 0) {
+    at::Tensor rows = spikes.view({M, n});
+    kernels.unpack(packed_in.contiguous().view({M, (n + 7) / 8}), rows);
+  }
+  return spikes;
 }
 
 at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t_in,
@@ -148,6 +193,10 @@ at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor&
 SNNFAST_LIBRARY_FRAGMENT(m) {
   // spikes [..., N] -> (offsets [rows + 1] int64, indices [nnz] int32), rows = numel / N.
   m.def("spikes_to_events(Tensor spikes, bool check_binary) -> (Tensor offsets, Tensor indices)");
+  // spikes [..., N] -> uint8 [..., ceil(N / 8)], snnfast.longseq.bitpack's format; CPU only.
+  m.def("spikes_to_bits(Tensor spikes, bool check_binary) -> Tensor");
+  // packed uint8 [..., ceil(n / 8)] -> spikes [..., n] in dtype; CPU only.
+  m.def("bits_to_spikes(Tensor packed, int n, ScalarType dtype) -> Tensor");
   // y [rows, out] = S W^T + b over the events; weight_t = W^T [in, out].
   m.def("event_linear(Tensor offsets, Tensor indices, Tensor weight_t, Tensor? bias) -> Tensor");
   // grad of weight_t [in_features, out] = S^T grad_y over the events.

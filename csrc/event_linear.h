@@ -29,6 +29,10 @@ struct SpikeBits {
 };
 SpikeBits spike_bits(at::ScalarType dtype);
 
+// at::empty for the index outputs (offsets, indices); filled with -1, which no kernel
+// writes, under SNNFAST_POISON=1 (the tests: index outputs cannot hold new_output's NaN).
+at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options);
+
 // Runs f(U{}) with U the unsigned integer of the spike dtype's element size (the kernels
 // test the bits of each element).
 template <typename F>
@@ -42,11 +46,22 @@ void with_spike_bits(const SpikeBits& bits, F&& f) {
 }
 
 struct EventKernels {
-  // counts[m] = the nonzero elements of row m of spikes [M, N] (contiguous); *not_binary = 1
-  // where some element is neither 0 nor 1 (never cleared by the kernel).
+  // The conversion of spikes [M, N] (contiguous, M, N > 0) to events, in one of two ways.
+  // Either convert, one pass: fills offsets [M + 1] and returns the indices (allocated with
+  // new_index_output once their number is known); or count and fill, two passes around the
+  // glue's prefix sum: counts[m] = the nonzero elements of row m, then indices[offsets[m] + k]
+  // = the k-th nonzero column of row m. The other way's pointers are null. Both set
+  // *not_binary = 1 where some element is neither 0 nor 1 (never clearing it).
   void (*count)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& counts, at::Tensor& not_binary);
-  // indices[offsets[m] + k] = the k-th nonzero column of row m.
   void (*fill)(const at::Tensor& spikes, SpikeBits bits, const at::Tensor& offsets, at::Tensor& indices);
+  at::Tensor (*convert)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& offsets, at::Tensor& not_binary);
+  // packed [M, ceil(N / 8)] uint8 = spikes [M, N] (contiguous, M, N > 0) as bits in
+  // snnfast.longseq.bitpack's format (spike n of a row is bit n % 8, least significant first,
+  // of byte n / 8; the padding bits 0); *not_binary as above. Null where a device has none.
+  void (*pack)(const at::Tensor& spikes, SpikeBits bits, at::Tensor& packed, at::Tensor& not_binary);
+  // spikes [M, N] (0 and 1 in its dtype) = packed [M, ceil(N / 8)] (contiguous) unpacked. Null
+  // where a device has none.
+  void (*unpack)(const at::Tensor& packed, at::Tensor& spikes);
   // y [M, out] = bias + sum over the events of row m of weight_t[i] (weight_t [in, out]).
   void (*linear)(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
                  const at::Tensor& bias, at::Tensor& y);
@@ -58,6 +73,8 @@ struct EventKernels {
 
 std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes, bool check_binary,
                                                     const EventKernels& kernels);
+at::Tensor spikes_to_bits(const at::Tensor& spikes, bool check_binary, const EventKernels& kernels);
+at::Tensor bits_to_spikes(const at::Tensor& packed, int64_t n, at::ScalarType dtype, const EventKernels& kernels);
 at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
                         const std::optional<at::Tensor>& bias, const EventKernels& kernels);
 at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,
@@ -68,6 +85,14 @@ at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor&
 template <const EventKernels* kernels>
 std::tuple<at::Tensor, at::Tensor> spikes_to_events_with(const at::Tensor& spikes, bool check_binary) {
   return spikes_to_events(spikes, check_binary, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor spikes_to_bits_with(const at::Tensor& spikes, bool check_binary) {
+  return spikes_to_bits(spikes, check_binary, *kernels);
+}
+template <const EventKernels* kernels>
+at::Tensor bits_to_spikes_with(const at::Tensor& packed, int64_t n, at::ScalarType dtype) {
+  return bits_to_spikes(packed, n, dtype, *kernels);
 }
 template <const EventKernels* kernels>
 at::Tensor event_linear_with(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,

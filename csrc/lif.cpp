@@ -1,6 +1,7 @@
 // Schemas of the fused LIF ops and the device-independent glue behind them.
 #include "lif.h"
 
+#include "event_linear.h"
 #include "neuron_glue.h"
 #include "op_library.h"
 
@@ -10,8 +11,10 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              const at::Tensor& alpha, const at::Tensor& threshold,
                              const std::optional<at::Tensor>& u0, const std::string& reset,
                              double v_reset, bool detach_reset, const std::string& surrogate,
-                             double surrogate_param, bool save_membrane, LIFKernel kernel) {
-  const char* op = save_membrane ? "snnfast.lif" : "snnfast.lif_inference";
+                             double surrogate_param, bool save_membrane, LIFKernel kernel,
+                             SpikeEvents* events) {
+  const char* op = events != nullptr ? "snnfast.lif_events"
+                                     : (save_membrane ? "snnfast.lif" : "snnfast.lif_inference");
   check_input(op, x_in, SequenceShape::TBF);
   // A device kernel launches on the current device and stream: make them x's.
   const at::DeviceGuard device_guard(x_in.device());
@@ -25,7 +28,15 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
 
   LIFParams p;
   set_params_fwd(p, neuron, x, x, spikes, membrane, u_last);
+  if (events != nullptr) {
+    events->offsets = new_index_output({p.T * p.B + 1}, x.options().dtype(at::kLong));
+    p.events = events;
+  }
   if (p.B * p.N > 0) kernel(p, x.scalar_type());
+  if (events != nullptr && !events->indices.defined()) {  // no neurons: no events, no kernel
+    events->offsets.zero_();
+    events->indices = new_index_output({0}, x.options().dtype(at::kInt));
+  }
   return {spikes, membrane, u_last};
 }
 
@@ -90,6 +101,12 @@ SNNFAST_LIBRARY(m) {
       "lif_inference(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, "
       "str reset, float v_reset, bool detach_reset, str surrogate, float surrogate_param) -> "
       "(Tensor spikes, Tensor u_last)");
+  // lif with its spikes also as events (csrc/lif.h SpikeEvents), and the membrane trace only
+  // where save_membrane (an empty tensor otherwise); CPU only.
+  m.def(
+      "lif_events(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, str reset, "
+      "float v_reset, bool detach_reset, str surrogate, float surrogate_param, bool save_membrane) -> "
+      "(Tensor spikes, Tensor membrane, Tensor u_last, Tensor offsets, Tensor indices)");
   m.def(
       "lif_backward(Tensor grad_spikes, Tensor? grad_membrane, Tensor? grad_u_last, "
       "Tensor membrane, Tensor? x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, "

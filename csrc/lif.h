@@ -17,15 +17,25 @@ namespace snnfast {
 // A device's kernel: runs the params for the dtype of x.
 using LIFKernel = void (*)(const LIFParams&, at::ScalarType);
 
+// The spikes [T, B, *F] as events over the T x B rows of N neurons (csrc/event_linear.h's
+// format: offsets [T * B + 1] int64, indices int32 ascending within a row), which the forward
+// kernel emits from its own pass where LIFParams::events points here. The glue allocates
+// offsets; the kernel fills them and allocates indices (new_index_output) once it knows
+// their number.
+struct SpikeEvents {
+  at::Tensor offsets, indices;
+};
+
 using LIFForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using LIFInferenceResult = std::tuple<at::Tensor, at::Tensor>;
+using LIFEventsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using LIFBackwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                              const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                              const std::string& reset, double v_reset, bool detach_reset,
                              const std::string& surrogate, double surrogate_param,
-                             bool save_membrane, LIFKernel kernel);
+                             bool save_membrane, LIFKernel kernel, SpikeEvents* events = nullptr);
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes,
                                const std::optional<at::Tensor>& grad_membrane,
@@ -59,6 +69,21 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
       lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
                   std::string(surrogate), surrogate_param, /*save_membrane=*/false, kernel);
   return {spikes, u_last};
+}
+
+// The forward op that also returns the spikes as events (SpikeEvents), with the membrane
+// trace where save_membrane (else an empty tensor in its place).
+template <LIFKernel kernel>
+LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
+                                const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
+                                c10::string_view reset, double v_reset, bool detach_reset,
+                                c10::string_view surrogate, double surrogate_param, bool save_membrane) {
+  SpikeEvents events;
+  const auto [spikes, membrane, u_last] =
+      lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
+                  std::string(surrogate), surrogate_param, save_membrane, kernel, &events);
+  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
+          events.indices};
 }
 
 template <LIFKernel kernel>

@@ -272,3 +272,177 @@ def test_linear_lif_events_reject_non_binary():
     spikes[1, 0, 2] = 0.5
     with pytest.raises(ValueError, match="only 0 and 1"):
         layer(spikes)
+
+
+# --- the LIF op's own events (lif_events) --------------------------------------------------
+
+LIF_OPTIONS = {"hard": ("hard", 0.0, False, "sigmoid", 4.0), "soft": ("soft", 0.0, False, "rectangle", 1.0)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("save_membrane", [True, False])
+# N > 256 (a row over several of the kernel's blocks), N not dividing 256 (blocks ending within
+# a sample), one neuron, and the empty cases.
+@pytest.mark.parametrize("shape", [(40, 3, 700), (25, 7, 100), (30, 4, 256), (9, 5, 1), (0, 2, 5), (3, 0, 4),
+                                   (4, 2, 3, 6)])
+def test_lif_events_equal_events_of_reference(dtype, reset, save_membrane, shape):
+    gen = torch.Generator().manual_seed(sum(shape) + save_membrane)
+    x = (1.2 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
+    beta = 0.3 + 0.6 * torch.rand(shape[2:], generator=gen, dtype=dtype)
+    u0 = torch.randn(shape[1:], generator=gen, dtype=dtype)
+    alpha, threshold = torch.tensor(0.8, dtype=dtype), torch.tensor(1.0, dtype=dtype)
+    options = LIF_OPTIONS[reset]
+    spikes, membrane, u_last, offsets, indices = torch.ops.snnfast.lif_events(
+        x, beta, alpha, threshold, u0, *options, save_membrane)
+    ref_spikes, ref_u_last, ref_membrane = snnfast.reference.lif(
+        x, beta, alpha=alpha, threshold=threshold, u0=u0, reset=reset, surrogate=options[3],
+        return_state=True, return_membrane=True)
+    # Rows are the T x B samples, of all the neurons F each.
+    want_offsets, want_indices = expected_events(ref_spikes.flatten(2))
+    assert torch.equal(offsets, want_offsets) and torch.equal(indices, want_indices)
+    # The events are those of the spikes the op returns, which are the plain op's.
+    assert torch.equal(spikes, ref_spikes)
+    rtol, atol = TOLERANCE[dtype]
+    torch.testing.assert_close(u_last, ref_u_last, rtol=rtol, atol=atol)
+    if save_membrane:
+        torch.testing.assert_close(membrane, ref_membrane, rtol=rtol, atol=atol)
+    else:
+        assert membrane.numel() == 0
+
+
+def test_lif_events_opcheck():
+    x = torch.randn(6, 3, 40)
+    args = (x, torch.tensor(0.5), torch.tensor(1.0), torch.tensor(1.0), None, "hard", 0.0, False, "sigmoid", 4.0)
+    for save_membrane in (True, False):
+        torch.library.opcheck(torch.ops.snnfast.lif_events.default, (*args, save_membrane),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+# --- LinearLIF -> LinearLIF on the events the first one emits ------------------------------
+
+def _two_layers(events, dtype, sizes=(60, 300, 7)):
+    torch.manual_seed(sum(sizes))
+    layers = [snnfast.nn.LinearLIF(i, o, beta=0.5, alpha=0.5, surrogate="sigmoid", events=events, dtype=dtype)
+              for i, o in zip(sizes, sizes[1:])]
+    with torch.no_grad():
+        # The hidden layer fires at about 6 %, the output layer at about 2 % (0.05 input rate).
+        layers[0].weight.mul_(10.0)
+        layers[1].weight.mul_(6.0)
+    return layers
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("grad", [True, False])
+def test_linear_lif_passes_its_events_on(monkeypatch, dtype, grad):
+    T, B = 21, 3
+    x = random_spikes((T, B, 60), 0.05, 30, dtype)
+    dense, fused = _two_layers(False, dtype), _two_layers(True, dtype)
+    with torch.set_grad_enabled(grad):
+        hidden = fused[0](x)
+        carried = snnfast.ops.event_linear.attached_events(hidden)
+        assert carried is not None
+        want_offsets, want_indices = expected_events(hidden)
+        assert torch.equal(carried.offsets, want_offsets) and torch.equal(carried.indices, want_indices)
+        assert 0 < carried.rate < EVENT_CROSSOVER
+        # The second layer takes the carried events: no conversion.
+        converted = []
+        real = snnfast.ops.event_linear.to_events
+        monkeypatch.setattr(snnfast.ops.event_linear, "to_events", lambda *a, **k: converted.append(1) or real(*a, **k))
+        out = fused[1](hidden)
+        assert not converted
+        monkeypatch.setattr(snnfast.ops.event_linear, "to_events", real)
+        want = dense[1](dense[0](x))
+    rtol, atol = TOLERANCE[dtype]
+    torch.testing.assert_close(out, want, rtol=rtol, atol=atol)
+    if grad:
+        labels = torch.arange(B) % 7
+        for layers, result in ((fused, out), (dense, want)):
+            F.cross_entropy(result.mean(0), labels).backward()
+        for f, d in zip(fused, dense):
+            torch.testing.assert_close(f.weight.grad, d.weight.grad, **LAYER_TOLERANCE[dtype])
+            torch.testing.assert_close(f.bias.grad, d.bias.grad, **LAYER_TOLERANCE[dtype])
+
+
+def test_carried_events_dropped_after_in_place_change():
+    x = random_spikes((10, 2, 60), 0.05, 31)
+    layer = _two_layers(True, torch.float32)[0]
+    with torch.no_grad():
+        hidden = layer(x)
+    assert snnfast.ops.event_linear.attached_events(hidden) is not None
+    hidden[0].fill_(1.0)
+    assert snnfast.ops.event_linear.attached_events(hidden) is None
+    # event_linear then converts the changed spikes.
+    weight = torch.randn(4, 300)
+    torch.testing.assert_close(event_linear(hidden, weight), F.linear(hidden, weight))
+
+
+def test_dense_linear_lif_without_graph_is_linear_and_lif():
+    # Where autograd records nothing, LinearLIF is nn.Linear + snnfast.lif: the same bits.
+    x = random_spikes((30, 4, 50), 0.3, 32)
+    layer = snnfast.nn.LinearLIF(50, 20, beta=0.5, alpha=0.5, surrogate="sigmoid", events=False)
+    with torch.no_grad():
+        want = snnfast.lif(F.linear(x, layer.weight, layer.bias), 0.5, alpha=0.5, surrogate="sigmoid")
+        assert torch.equal(layer(x), want)
+
+
+@pytest.mark.parametrize("rates", [["3"], ["0"], ["-0.1"], ["0.03", "1.5"]])
+def test_bench_events_rejects_rates_that_are_not_fractions(rates, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "bench" / "bench_events.py"
+    spec = importlib.util.spec_from_file_location("bench_events", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit):
+        bench.main(["--rates", *rates])
+    assert "--rates takes spike rates as fractions in (0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", SPIKE_DTYPES, ids=str)
+@pytest.mark.parametrize("shape,rate", [((7, 3, 45), 0.1), ((2, 5, 64), 1.0), ((4, 6, 33), 0.0), ((0, 3, 8), 0.5),
+                                        ((5, 70), 0.5), ((4, 0), 0.5), ((3, 1), 1.0)])
+def test_spikes_to_bits_is_bitpack(dtype, shape, rate):
+    from snnfast.longseq import bitpack
+
+    spikes = random_spikes(shape, rate, seed=sum(shape) + 1, dtype=dtype)
+    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, True), bitpack.pack_bits(spikes))
+
+
+@pytest.mark.parametrize("value", [0.5, -1.0, 2.0, float("nan")])
+def test_spikes_to_bits_checks_binary(value):
+    from snnfast.longseq import bitpack
+
+    spikes = torch.zeros(3, 4, 40)
+    spikes[1, 2, 37] = value
+    with pytest.raises(RuntimeError, match="spikes must hold only 0 and 1"):
+        torch.ops.snnfast.spikes_to_bits(spikes, True)
+    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, False), bitpack.pack_bits(spikes))
+
+
+def test_spikes_to_bits_opcheck():
+    torch.library.opcheck(torch.ops.snnfast.spikes_to_bits.default, (random_spikes((6, 3, 20), 0.3, 40), True),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", [(7, 3, 45), (2, 5, 64), (0, 3, 8), (5, 70), (4, 0), (3, 1)])
+def test_bits_to_spikes_is_bitpack(dtype, shape):
+    from snnfast.longseq import bitpack
+
+    packed = bitpack.pack_bits(random_spikes(shape, 0.3, seed=sum(shape) + 2))
+    assert torch.equal(torch.ops.snnfast.bits_to_spikes(packed, shape[-1], dtype),
+                       bitpack.unpack_bits(packed, shape[-1], dtype))
+    torch.library.opcheck(torch.ops.snnfast.bits_to_spikes.default, (packed, shape[-1], dtype),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_event_layers_compile_fullgraph_without_grad():
+    # Under torch.compile the layers convert (no attached events in a traced graph). With
+    # autograd recording, events=True does not compile yet: the conversion's unbacked size
+    # inside the autograd.Function (PendingUnbackedSymbolNotFound), as before the LIF op's events.
+    net = torch.nn.Sequential(*_two_layers(True, torch.float32))
+    x = random_spikes((10, 3, 60), 0.05, 33)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(net, fullgraph=True)(x), net(x))

@@ -154,7 +154,7 @@ void weight_grad_cuda(const at::Tensor& offsets, const at::Tensor& indices, cons
   if (chunks > 1) at::sum_out(grad_weight_t, partial, {0});
 }
 
-constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, linear_cuda, weight_grad_cuda};
+constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, nullptr, nullptr, nullptr, linear_cuda, weight_grad_cuda};
 
 }  // namespace
 }  // namespace snnfast

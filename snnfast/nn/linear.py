@@ -5,6 +5,14 @@ W s + b where the backward pass needs it.
 Below a crossover spike rate (EVENT_CROSSOVER, measured in docs/benchmarks.md#event-linear)
 the input current is computed on the input's events instead (snnfast.event_linear: the work
 follows the spikes that fired) and the events replace the bits as the saved form of the input.
+A layer on events also has its LIF kernel emit its output spikes as events from its own pass
+(torch.ops.snnfast.lif_events, CPU): the output spikes carry them
+(snnfast.ops.event_linear.attached_events), and a next LinearLIF (or event_linear) takes
+them instead of converting the dense spikes again.
+
+Where autograd records nothing (torch.no_grad, or no input requires grad) nothing is saved:
+the layer is then exactly nn.Linear (or event_linear) + snnfast.lif's inference op, with no
+bits packed and, on the dense path, no check of the input's values.
 
 Saved for backward: the packed input spikes ([T, B, ceil(in_features / 8)] bytes) or their
 events (8 bytes per row + 4 per spike: fewer bytes than the bits below a rate of 1/32), the
@@ -26,7 +34,7 @@ from .. import surrogate as surrogates
 from ..longseq import _segments, bitpack
 from ..longseq._segments import LIFCall
 from ..longseq.bptt import check_kernel_runs
-from ..ops import _library
+from ..ops import _fused, _library
 from ..ops import event_linear as events_ops
 
 # Elements of unpacked input spikes materialised at a time in the backward pass, when the
@@ -49,7 +57,7 @@ _NOT_BINARY = ("spikes_in must hold only 0 and 1 (LinearLIF saves it as bits); "
 class _LinearLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spikes_in, weight, bias, beta, alpha, threshold, u0, options, segment, check_binary,
-                use_events):
+                use_events, emit_events):
         ctx.set_materialize_grads(False)
         T, B, n_in = spikes_in.shape
         if check_binary and torch.compiler.is_compiling():
@@ -58,26 +66,22 @@ class _LinearLIF(torch.autograd.Function):
             torch._assert_async(((spikes_in == 0) | (spikes_in == 1)).all(), _NOT_BINARY)
             check_binary = False
         if use_events:
-            # The conversion checks the values in its counting pass: no pass of its own.
-            try:
-                events = events_ops.to_events(spikes_in, check_binary=check_binary)
-            except RuntimeError as error:
-                if "must hold only 0 and 1" in str(error):
-                    raise ValueError(_NOT_BINARY) from None
-                raise
+            events = _input_events(spikes_in, check_binary)
             saved_input = (events.offsets, events.indices)
             current = _event_current(events.offsets, events.indices, weight, bias, B)
         else:
-            try:
-                saved_input = (bitpack.pack_bits(spikes_in, require_binary=check_binary), None)
-            except ValueError:
-                raise ValueError(_NOT_BINARY) from None
+            saved_input = (_pack_bits(spikes_in, check_binary), None)
 
             def current(t0, t1):
                 return F.linear(spikes_in[t0:t1], weight, bias)
         call = LIFCall(beta, alpha, threshold, options)
         state_shape = (B, weight.shape[0])
-        if segment is None:
+        offsets_out = indices_out = None
+        if segment is None and emit_events:
+            spikes, kept, u_last, offsets_out, indices_out = torch.ops.snnfast.lif_events(
+                current(0, T), beta, alpha, threshold, u0, *options, True)
+            ctx.mark_non_differentiable(offsets_out, indices_out)
+        elif segment is None:
             spikes, membrane, u_last = call.forward(current(0, T), u0)
             kept = membrane
         else:
@@ -94,11 +98,11 @@ class _LinearLIF(torch.autograd.Function):
         ctx.options = options
         ctx.shape = (T, B, n_in)
         ctx.dtype = spikes_in.dtype
-        return spikes, u_last
+        return spikes, u_last, offsets_out, indices_out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_spikes, grad_u_last):
+    def backward(ctx, grad_spikes, grad_u_last, _grad_offsets, _grad_indices):
         packed, indices, weight, bias, beta, alpha, threshold, u0, kept = ctx.saved_tensors
         T, B, n_in = ctx.shape
         need_in, need_weight, need_bias = ctx.needs_input_grad[:3]
@@ -111,7 +115,7 @@ class _LinearLIF(torch.autograd.Function):
             # A checkpointed segment asks twice (its current, then its weight gradient).
             if (t0, t1) not in last_unpacked:
                 last_unpacked.clear()
-                last_unpacked[(t0, t1)] = bitpack.unpack_bits(packed[t0:t1], n_in, ctx.dtype)
+                last_unpacked[(t0, t1)] = _unpack_bits(packed[t0:t1], n_in, ctx.dtype)
             return last_unpacked[(t0, t1)]
 
         if ctx.use_events:
@@ -154,7 +158,62 @@ class _LinearLIF(torch.autograd.Function):
                 take_grad_current, ctx.dtype,
             )
         last_unpacked.clear()
-        return (grad_in, grad_weight, grad_bias, *grads, None, None, None, None)
+        return (grad_in, grad_weight, grad_bias, *grads, None, None, None, None, None)
+
+
+def _pack_bits(spikes_in, check_binary) -> torch.Tensor:
+    """bitpack.pack_bits(spikes_in): by the compiled op where there is one (one pass, the
+    check of the values included; bitpack's torch ops take eight passes and most of the
+    time of a training step of the 700-256-20 benchmark network), else by bitpack."""
+    try:
+        if spikes_in.device.type in _library.BITS_DEVICES:
+            return torch.ops.snnfast.spikes_to_bits(spikes_in, check_binary)
+        return bitpack.pack_bits(spikes_in, require_binary=check_binary)
+    except (RuntimeError, ValueError) as error:
+        if "only 0 and 1" in str(error):
+            raise ValueError(_NOT_BINARY) from None
+        raise
+
+
+def _unpack_bits(packed, n, dtype) -> torch.Tensor:
+    """bitpack.unpack_bits(packed, n, dtype), by the compiled op where there is one."""
+    if packed.device.type in _library.BITS_DEVICES:
+        return torch.ops.snnfast.bits_to_spikes(packed, n, dtype)
+    return bitpack.unpack_bits(packed, n, dtype)
+
+
+def _input_events(spikes_in, check_binary) -> events_ops.Events:
+    """The events of spikes_in: those it carries (a LinearLIF's output) or its conversion,
+    which checks the values in its one pass (no pass of its own)."""
+    events = events_ops.attached_events(spikes_in)
+    if events is not None:
+        return events
+    try:
+        return events_ops.to_events(spikes_in, check_binary=check_binary)
+    except RuntimeError as error:
+        if "must hold only 0 and 1" in str(error):
+            raise ValueError(_NOT_BINARY) from None
+        raise
+
+
+def _linear_lif_inference(spikes_in, weight, bias, beta, alpha, threshold, u0, options, check_binary,
+                          use_events, emit_events):
+    """linear_lif where autograd records nothing (no_grad, or no input requires grad): the
+    current as nn.Linear (or event_linear) computes it, then the LIF op without the membrane
+    trace, exactly nn.Linear + snnfast.lif. Nothing is saved, so the input is neither packed
+    as bits nor, on the dense path, checked (it is checked where it becomes events)."""
+    T, B, _ = spikes_in.shape
+    if use_events:
+        events = _input_events(spikes_in, check_binary)
+        current = _event_current(events.offsets, events.indices, weight, bias, B)(0, T)
+    else:
+        current = F.linear(spikes_in, weight, bias)
+    if emit_events:
+        spikes, _, u_last, offsets, indices = torch.ops.snnfast.lif_events(
+            current, beta, alpha, threshold, u0, *options, False)
+        return spikes, u_last, offsets, indices
+    spikes, u_last = torch.ops.snnfast.lif_inference(current, beta, alpha, threshold, u0, *options)
+    return spikes, u_last, None, None
 
 
 def _event_current(offsets, indices, weight, bias, B):
@@ -169,10 +228,16 @@ def _event_current(offsets, indices, weight, bias, B):
 
 
 def _estimated_rate(spikes_in: torch.Tensor) -> float:
-    """The fraction of nonzero values in evenly spaced rows of spikes_in."""
+    """The mean of evenly spaced rows of spikes_in: for binary spikes, the fraction that are
+    spikes (exact where it carries its events); for other values only a guess, and it only
+    picks the path. Not count_nonzero, which takes 20x longer (2 ms on the
+    700-feature input of bench_events, 1 thread; the auto path paid it on every call)."""
+    events = events_ops.attached_events(spikes_in)
+    if events is not None:
+        return events.rate
     rows = spikes_in.reshape(spikes_in.shape[:-1].numel(), spikes_in.shape[-1])
     sample = rows[::max(1, rows.shape[0] // _RATE_SAMPLE_ROWS)]
-    return float(sample.count_nonzero()) / sample.numel() if sample.numel() else 0.0
+    return float(sample.sum()) / sample.numel() if sample.numel() else 0.0
 
 
 def _check_events_flag(events) -> None:
@@ -218,9 +283,11 @@ def linear_lif(
     spikes_in packed as bits and, with segment=K, only every K-th state.
 
     spikes_in: [T, B, in_features] binary spikes (0 or 1) in a float dtype: packing keeps
-    only whether a value is nonzero. check_binary=True checks it (one more comparison pass
-    over the input, and a device-to-host sync on an accelerator) and raises a ValueError
-    otherwise; under torch.compile, where a graph cannot branch on values, the check is an
+    only whether a value is nonzero. check_binary=True checks it where the input is packed
+    as bits (one more comparison pass over the input, and a device-to-host sync on an
+    accelerator) or converted to events (at no extra pass) and raises a ValueError
+    otherwise; where autograd records nothing, the dense path packs nothing and checks
+    nothing (its result is F.linear + snnfast.lif of whatever the input holds); under torch.compile, where a graph cannot branch on values, the check is an
     assertion in the graph (torch._assert_async: a RuntimeError on the CPU, a device-side
     assertion, which ends the process's CUDA context, on a GPU).
 
@@ -246,11 +313,22 @@ def linear_lif(
                       (spikes_in, weight, bias, beta, alpha, threshold, u0), name="spikes_in")
     beta_t, alpha_t, threshold_t = (_args.as_tensor(p) for p in (beta, alpha, threshold))
     u0_t = None if u0 is None else _args.as_tensor(u0)
-    spikes, u_last = _LinearLIF.apply(
-        spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t,
-        LIFCall.options_of(reset, v_reset, detach_reset, surrogate), segment, bool(check_binary),
-        uses_events(spikes_in, weight, events),
-    )
+    use_events = uses_events(spikes_in, weight, events)
+    # The output spikes carry their events (attach_events) for a next layer on events, where
+    # this layer's input was events too: the LIF kernel emits them from its own pass.
+    emit_events = (use_events and spikes_in.device.type in _library.LIF_EVENTS_DEVICES
+                   and not torch.compiler.is_compiling())
+    tensors = (spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t)
+    options = LIFCall.options_of(reset, v_reset, detach_reset, surrogate)
+    if not _fused._needs_graph(tensors):
+        spikes, u_last, offsets, indices = _linear_lif_inference(
+            spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t, options, bool(check_binary),
+            use_events, emit_events)
+    else:
+        spikes, u_last, offsets, indices = _LinearLIF.apply(
+            *tensors, options, segment, bool(check_binary), use_events, emit_events and segment is None)
+    if offsets is not None:
+        events_ops.attach_events(spikes, events_ops.Events(offsets, indices, spikes.shape))
     return (spikes, u_last) if return_state else spikes
 
 

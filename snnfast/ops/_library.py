@@ -41,3 +41,9 @@ RECURRENT_LIF_DEVICES = _devices("snnfast::recurrent_lif")
 
 # The device types that have a compiled kernel for the event ops (snnfast.ops.event_linear).
 EVENT_DEVICES = _devices("snnfast::event_linear")
+
+# The device types whose fused LIF op also emits its spikes as events (snnfast::lif_events).
+LIF_EVENTS_DEVICES = _devices("snnfast::lif_events")
+
+# The device types with a compiled packing of spikes as bits (snnfast::spikes_to_bits).
+BITS_DEVICES = _devices("snnfast::spikes_to_bits")

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional, Union
 
 import torch
 
-from . import _library
+from . import _args, _library
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -71,6 +71,23 @@ def to_events(spikes: torch.Tensor, *, check_binary: bool = True) -> Events:
     return Events(offsets, indices, spikes.shape)
 
 
+def attach_events(spikes: torch.Tensor, events: Events) -> None:
+    """Keeps events with the spikes they are the events of (snnfast.nn.LinearLIF's output
+    spikes carry the events its LIF kernel emitted), for attached_events to find."""
+    spikes._snnfast_events = (events, spikes._version)
+
+
+def attached_events(spikes: torch.Tensor) -> Optional[Events]:
+    """The events attach_events kept with spikes, or None: also where spikes has been
+    modified in place since (its version counter moved), so they can no longer be trusted."""
+    if torch.compiler.is_compiling():
+        return None  # a traced tensor carries no Python attributes; the graph converts
+    attached = getattr(spikes, "_snnfast_events", None)
+    if attached is None or attached[1] != spikes._version or attached[0].shape != spikes.shape:
+        return None
+    return attached[0]
+
+
 def _check_loaded(name: str) -> None:
     if not _library.LOADED:
         raise RuntimeError(f"snnfast.{name} needs the compiled extension (see README.md)")
@@ -105,8 +122,8 @@ def event_linear(spikes: Union[torch.Tensor, Events], weight: torch.Tensor,
                  bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """F.linear(spikes, weight, bias) computed on the events of the binary spikes [..., in].
 
-    spikes: a dense 0/1 tensor (converted with to_events, which checks it is binary) or
-    Events. weight [out, in] and bias [out], float32 or float64. Returns [..., out] in the
+    spikes: a dense 0/1 tensor (converted with to_events, which checks it is binary,
+    unless it carries the events it was emitted with: attached_events) or Events. weight [out, in] and bias [out], float32 or float64. Returns [..., out] in the
     weight's dtype. Gradients: of weight and bias over the events; of a dense spikes tensor
     that requires grad, g W (dense, as the layer below needs it); none for Events, which are
     data (the first layer's input).
@@ -116,7 +133,10 @@ def event_linear(spikes: Union[torch.Tensor, Events], weight: torch.Tensor,
                          f"{getattr(weight, 'shape', type(weight).__name__)}")
     if weight.dtype not in _DTYPES:
         raise TypeError(f"weight must be float32 or float64 (the event kernels' dtypes), got {weight.dtype}")
-    events = spikes if isinstance(spikes, Events) else to_events(spikes)
+    if isinstance(spikes, Events):
+        events = spikes
+    else:
+        events = attached_events(spikes) or to_events(spikes)
     if events.shape[-1] != weight.shape[1]:
         raise ValueError(f"spikes has {events.shape[-1]} features in its last dimension, but weight "
                          f"expects {weight.shape[1]} (in_features)")
@@ -132,6 +152,24 @@ def _fake_spikes_to_events(spikes, check_binary):
     return (spikes.new_empty((rows + 1,), dtype=torch.int64), spikes.new_empty((nnz,), dtype=torch.int32))
 
 
+def _fake_spikes_to_bits(spikes, check_binary):
+    return spikes.new_empty((*spikes.shape[:-1], (spikes.shape[-1] + 7) // 8), dtype=torch.uint8)
+
+
+def _fake_bits_to_spikes(packed, n, dtype):
+    return packed.new_empty((*packed.shape[:-1], n), dtype=dtype)
+
+
+def _fake_lif_events(x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param,
+                     save_membrane):
+    nnz = torch.library.get_ctx().new_dynamic_size()
+    acc = _args.acc_dtype(x.dtype)
+    rows = x.shape[0] * x.shape[1]
+    return (x.new_empty(x.shape), x.new_empty(x.shape if save_membrane else (0,), dtype=acc),
+            x.new_empty(x.shape[1:], dtype=acc), x.new_empty((rows + 1,), dtype=torch.int64),
+            x.new_empty((nnz,), dtype=torch.int32))
+
+
 def _fake_event_linear(offsets, indices, weight_t, bias):
     return weight_t.new_empty((offsets.shape[0] - 1, weight_t.shape[1]))
 
@@ -142,8 +180,11 @@ def _fake_event_linear_weight_grad(offsets, indices, grad_y, in_features):
 
 FAKES = {
     "spikes_to_events": _fake_spikes_to_events,
+    "spikes_to_bits": _fake_spikes_to_bits,
+    "bits_to_spikes": _fake_bits_to_spikes,
     "event_linear": _fake_event_linear,
     "event_linear_weight_grad": _fake_event_linear_weight_grad,
+    "lif_events": _fake_lif_events,
 }
 
 if _library.LOADED:

@@ -52,6 +52,10 @@ struct LIFParams {
   void* spikes = nullptr;    // [T, B, N]
   void* membrane = nullptr;  // [T, B, N], h_t before the reset; null: not saved (inference)
   void* u_last = nullptr;    // [B, N], the state u_T after the last reset
+  // The spikes as events besides the dense tensor, emitted from the forward kernel's own
+  // pass: a SpikeEvents of the glue (csrc/lif.h) that the kernel fills; null: none asked for.
+  // Only the CPU kernel emits them (the op lif_events is registered for the CPU only).
+  void* events = nullptr;
 
   // Backward. grad_membrane and grad_u_last may be null (no gradient reached them): the CPU
   // kernels read a row of zeros in place of a missing row, the CUDA kernels a 0 (a null check
