@@ -69,6 +69,52 @@ def test_recurrent_and_dalif_variants():
         builders.build_model(get_setup("mnist", dalif=True, recurrent=True))
 
 
+def test_detach_recurrent_reaches_the_recurrent_layer_and_cuts_its_gradient():
+    setups = {detach: get_setup("xor", recurrent=True, detach_recurrent=detach) for detach in (False, True)}
+    models = {}
+    for detach, setup in setups.items():
+        torch.manual_seed(0)
+        models[detach] = builders.build_model(setup)
+        layer, = neurons(models[detach], RecurrentLIF)
+        assert layer.detach_recurrent is detach
+    x = (torch.rand(30, 3, 20, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    grads, spikes = {}, {}
+    for detach, model in models.items():
+        layer, = neurons(model, RecurrentLIF)
+        spikes[detach] = layer(x).detach()
+        model.zero_grad()
+        model(x).square().sum().backward()
+        grads[detach] = (layer.linear.weight.grad.clone(), layer.V.grad.clone())
+    # The same weights and forward pass (the layer fires, so the recurrent path carries
+    # gradient); V learns either way, but the cut changes what reaches W through o_{t-1}.
+    assert torch.equal(spikes[False], spikes[True]) and spikes[True].sum() > 0
+    assert grads[True][1].abs().sum() > 0
+    assert not torch.allclose(grads[False][0], grads[True][0])
+    assert not torch.allclose(grads[False][1], grads[True][1])
+    with pytest.raises(ValueError, match="--detach-recurrent needs --recurrent"):
+        builders.build_model(get_setup("xor", detach_recurrent=True))
+    with pytest.raises(ValueError, match="detach_recurrent=True needs recurrent=True"):
+        snnfast.models.SpikingMLP([4, 3, 2], detach_recurrent=True)
+
+
+def test_detach_recurrent_from_the_command_line(tmp_path, monkeypatch):
+    built = []
+    real = builders.build_model
+    monkeypatch.setattr(builders, "build_model", lambda setup, args=None: built.append(setup) or real(setup))
+    cli.main(["xor", "--recurrent", "--detach-recurrent", "--epochs", "1", "--batch-size", "4",
+              "--out", str(tmp_path / "train"), "--no-progress"])
+    assert built[-1].recurrent and built[-1].detach_recurrent
+    with pytest.raises(SystemExit):
+        cli.main(["xor", "--detach-recurrent", "--out", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
+    # The XOR study runs it as a variant of its own, outside Table 6's default five.
+    assert "recurrence_detached" not in [v.name for v in study.VARIANTS]
+    study.main(["xor", "--epochs", "1", "--batches", "1", "--variants", "recurrence_detached",
+                "--out", str(tmp_path / "study"), "--no-progress"])
+    assert built[-1].detach_recurrent and built[-1].dataset == "xor"
+    assert "detach_recurrent" in (tmp_path / "study" / "results.md").read_text()
+
+
 def test_xor_network_is_20_16_2_with_a_leaky_readout():
     torch.manual_seed(0)
     model = builders.build_model(SETUPS["xor"])

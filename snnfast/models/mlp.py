@@ -53,16 +53,21 @@ class SpikingMLP(nn.Module):
             None for the paper's LIF with `default_kwargs` updated by neuron_kwargs.
         recurrent: hidden layers become RecurrentLIF (eq. 11); the output layer stays
             feed-forward. Needs the LIF neuron (neuron=None or snnfast.nn.LIF).
+        detach_recurrent: RecurrentLIF's truncated BPTT through the recurrent spikes (needs
+            recurrent).
         spiking_output: put neurons after the last Linear (see the module docstring).
         downsample: a module applied to the input sequence before flattening.
         default_kwargs: the neuron settings used when neuron is None.
     """
 
-    def __init__(self, sizes, *, neuron=None, recurrent: bool = False, spiking_output: bool = True,
-                 downsample: nn.Module | None = None, default_kwargs: dict | None = None, **neuron_kwargs):
+    def __init__(self, sizes, *, neuron=None, recurrent: bool = False, detach_recurrent: bool = False,
+                 spiking_output: bool = True, downsample: nn.Module | None = None,
+                 default_kwargs: dict | None = None, **neuron_kwargs):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least the inputs and the outputs, got {sizes}")
+        if detach_recurrent and not recurrent:
+            raise ValueError("detach_recurrent=True needs recurrent=True (it applies to RecurrentLIF layers)")
         if recurrent and neuron not in (None, LIF):
             raise ValueError("recurrent layers are RecurrentLIF: pass LIF options as keyword arguments, not neuron=")
         self.sizes = tuple(int(s) for s in sizes)
@@ -73,7 +78,7 @@ class SpikingMLP(nn.Module):
         for index, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             last = index == len(self.sizes) - 2
             if recurrent and not last:
-                layers.append(RecurrentLIF(n_in, n_out, **recurrent_kwargs))
+                layers.append(RecurrentLIF(n_in, n_out, detach_recurrent=detach_recurrent, **recurrent_kwargs))
                 continue
             layers.append(nn.Linear(n_in, n_out))
             if not last or spiking_output:

@@ -45,11 +45,15 @@ def neuron_options(setup: Setup) -> dict:
             raise ValueError("--dalif and --recurrent cannot be combined: recurrent layers are LIF")
         # DA-LIF learns its own decays; the leak setting does not apply.
         return dict(options, neuron=DALIF)
+    if setup.detach_recurrent and not setup.recurrent:
+        raise ValueError("--detach-recurrent needs --recurrent (it cuts the gradient through the recurrent spikes)")
     if setup.recurrent:
         if setup.dataset == "cifar10":
             raise ValueError("--recurrent is not available for cifar10 (a convolutional network, "
                              "as in the paper)")
         options["recurrent"] = True
+        if setup.detach_recurrent:
+            options["detach_recurrent"] = True
     beta = setup.beta
     if beta == "learnable":
         options["leak"] = "learnable"

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     variant.add_argument("--reset", choices=("hard", "soft", "none"), default=None,
                          help="the neuron's reset (default hard)")
     variant.add_argument("--recurrent", action="store_true", help="recurrent hidden layers")
+    variant.add_argument("--detach-recurrent", action="store_true",
+                         help="with --recurrent: truncated BPTT through the recurrent spikes (the gradient "
+                              "stops at o_{t-1} in o_{t-1} V^T; V still learns)")
     variant.add_argument("--imp", action="store_true", help="learnable initial membrane potential")
     variant.add_argument("--dalif", action="store_true", help="DA-LIF: learnable alpha and beta")
     variant.add_argument("--loss", choices=("sdt", "tet", "tets", "lts"), default=None,
@@ -115,6 +118,8 @@ def build_data(setup: Setup, args, context: distributed.Context):
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
+    if args.detach_recurrent and not args.recurrent:
+        p.error("--detach-recurrent needs --recurrent (it cuts the gradient through the recurrent spikes)")
     if args.setup == "xor" and args.T is not None:
         p.error(f"--T {args.T}: the XOR task's sequences have a fixed length of {xor.STEPS} steps")
     out = args.out or Path("runs") / args.setup
@@ -126,7 +131,8 @@ def main(argv=None):
         clear_run(out)
     setup = get_setup(args.setup, T=args.T, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, beta=args.leak, reset=args.reset, loss=args.loss,
-                      recurrent=args.recurrent or None, imp=args.imp or None,
+                      recurrent=args.recurrent or None, detach_recurrent=args.detach_recurrent or None,
+                      imp=args.imp or None,
                       dalif=args.dalif or None)
     context = distributed.setup(args.device)
     try:

@@ -31,6 +31,9 @@ class Setup:
     surrogate: str = "rectangle"
     reset: str = "hard"
     recurrent: bool = False  # the variants' other switches (off in the baseline)
+    # Truncated BPTT through the recurrent spikes (RecurrentLIF's option; needs recurrent):
+    # off in Table 6's setup, an option against the recurrent XOR's exploding gradients.
+    detach_recurrent: bool = False
     imp: bool = False  # learnable initial membrane potential
     dalif: bool = False  # DA-LIF: learnable alpha and beta
     loss: str = "sdt"

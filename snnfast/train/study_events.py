@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -148,6 +150,33 @@ def train(setup: Setup, network: Network, *, data_dir: Path | None, models: Path
         epochs=setup.epochs, lr=setup.lr, batch_size=setup.batch_size, out_dir=models / network.name,
         seed=seed, progress=progress, collate=datasets.time_major_collate, lr_step=setup.lr_step,
         meta=meta(setup, network, seed, samples))
+
+
+def train_and_measure(items, train_one: Callable, measure: Callable, describe: Callable[..., str], *,
+                      label: Callable[..., str] = lambda item: item.label, progress: bool = True) -> list:
+    """The loop of every study over its networks: for each of ``items`` in turn, trains it
+    (``train_one(item)``, which resumes the run its folder holds) and measures the trained
+    network (``measure(item, run)``); returns the measurements in order. With ``progress``,
+    ``[i/n] label(item)`` before each and ``describe(measurement)`` with the seconds the call
+    took after."""
+    results = []
+    for i, item in enumerate(items):
+        if progress:
+            print(f"[{i + 1}/{len(items)}] {label(item)}", flush=True)
+        started = time.perf_counter()
+        results.append(measure(item, train_one(item)))
+        if progress:
+            print(f"    {describe(results[-1])} ({time.perf_counter() - started:.0f} s this call)", flush=True)
+    return results
+
+
+def train_each(setup: Setup, networks, measure: Callable, describe: Callable[..., str], *, data_dir: Path | None,
+               models: Path, seed: int, samples: int | None, progress: bool) -> list:
+    """``train_and_measure`` over ``networks`` (of ``Network``), each trained by ``train``."""
+    return train_and_measure(
+        networks, lambda network: train(setup, network, data_dir=data_dir, models=models, seed=seed, samples=samples,
+                                        progress=progress),
+        measure, describe, progress=progress)
 
 
 def accuracy(model: nn.Module, dataset, batch_size: int = 256) -> float:

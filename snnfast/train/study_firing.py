@@ -16,7 +16,6 @@ rates.csv (the histogram) and firing.png (the distributions, reset against no re
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import torch
@@ -112,20 +111,17 @@ def run(networks=NETWORKS, *, data: str = "ndigits", data_dir: Path | None = Non
     out.mkdir(parents=True, exist_ok=True)
     setup = study_events.setup_for(data, quick, epochs)
     test_set = study_events.load_split(setup, data_dir, "test", samples)
-    rows, histograms = [], {}
-    for i, network in enumerate(networks):
-        if progress:
-            print(f"[{i + 1}/{len(networks)}] {network.label}", flush=True)
-        started = time.perf_counter()
-        result = study_events.train(setup, network, data_dir=data_dir, models=models, seed=seed,
-                                    samples=samples, progress=progress)
+
+    def measure(network, result):
         rates = study_events.spike_rates(result.model, test_set)
         hidden = torch.cat(rates[:-1]) if len(rates) > 1 else rates[0]
-        histograms[network.name] = histogram(hidden)
-        rows.append(summarize(network, rates, result.mean_acc, result.history))
-        if progress:
-            print(f"    hidden rate {rows[-1]['hidden_mean']:.4f}, accuracy {rows[-1]['accuracy']:.1f} % "
-                  f"({time.perf_counter() - started:.0f} s this call)", flush=True)
+        return summarize(network, rates, result.mean_acc, result.history), histogram(hidden)
+
+    measured = study_events.train_each(
+        setup, networks, measure, lambda m: f"hidden rate {m[0]['hidden_mean']:.4f}, accuracy {m[0]['accuracy']:.1f} %",
+        data_dir=data_dir, models=models, seed=seed, samples=samples, progress=progress)
+    rows = [row for row, _ in measured]
+    histograms = {network.name: counts for network, (_, counts) in zip(networks, measured)}
     study_digits.write_csv(rows, out / "results.csv")
     with open(out / "rates.csv", "w", newline="") as f:
         writer = csv.writer(f)

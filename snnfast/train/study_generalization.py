@@ -12,7 +12,6 @@ generalization.png (accuracy against the window, ours beside Table 8's).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from . import study_digits, study_events
@@ -106,18 +105,12 @@ def run(networks=NETWORKS, *, data: str = "ndigits", data_dir: Path | None = Non
         windows=WINDOWS_MS, progress: bool = True) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     setup = study_events.setup_for(data, quick, epochs)
-    rows = []
-    for i, network in enumerate(networks):
-        if progress:
-            print(f"[{i + 1}/{len(networks)}] {network.label}", flush=True)
-        started = time.perf_counter()
-        result = study_events.train(setup, network, data_dir=data_dir, models=models, seed=seed,
-                                    samples=samples, progress=progress)
-        rows.append(summarize(network, evaluate_windows(result.model, setup, data_dir, windows, samples),
-                              result.history))
-        if progress:
-            print("    " + "  ".join(f"{_key(w)} {rows[-1][_key(w)]:.1f} %" for w in windows)
-                  + f"  ({time.perf_counter() - started:.0f} s this call)", flush=True)
+    rows = study_events.train_each(
+        setup, networks,
+        lambda network, result: summarize(network, evaluate_windows(result.model, setup, data_dir, windows, samples),
+                                          result.history),
+        lambda row: "  ".join(f"{_key(w)} {row[_key(w)]:.1f} %" for w in windows),
+        data_dir=data_dir, models=models, seed=seed, samples=samples, progress=progress)
     study_digits.write_csv(rows, out / "results.csv")
     (out / "results.md").write_text(
         f"Test accuracy (%) at each time window after training at {TRAIN_WINDOW_MS:g} ms ({data}, "

@@ -14,7 +14,6 @@ paper's).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from . import study, study_digits, study_events
@@ -77,11 +76,9 @@ def run(betas=BETAS, *, data: str = "ndigits", data_dir: Path | None = None, qui
         progress: bool = True) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     setup = None if data == "xor" else study_events.setup_for(data, quick, epochs)
-    rows = []
-    for i, beta in enumerate(betas):
-        if progress:
-            print(f"[{i + 1}/{len(betas)}] beta = {beta:.1f}", flush=True)
-        started = time.perf_counter()
+
+    def trained(beta) -> dict:
+        """The row of the network of ``beta``, trained (or resumed)."""
         if setup is None:
             accuracy, n_epochs, minutes = train_xor(beta, quick=quick, epochs=epochs, out=out, seed=seed,
                                                     progress=progress)
@@ -92,10 +89,11 @@ def run(betas=BETAS, *, data: str = "ndigits", data_dir: Path | None = None, qui
                                         samples=samples, progress=progress)
             accuracy, n_epochs = result.mean_acc, len(result.history)
             minutes, name = sum(r["seconds"] for r in result.history) / 60, network.name
-        rows.append({"beta": beta, "network": name, "accuracy": accuracy, "paper": paper_accuracy(data, beta),
-                     "epochs": n_epochs, "minutes": minutes})
-        if progress:
-            print(f"    {accuracy:.1f} % ({time.perf_counter() - started:.0f} s this call)", flush=True)
+        return {"beta": beta, "network": name, "accuracy": accuracy, "paper": paper_accuracy(data, beta),
+                "epochs": n_epochs, "minutes": minutes}
+
+    rows = study_events.train_and_measure(betas, trained, lambda beta, row: row, lambda row: f"{row['accuracy']:.1f} %",
+                                          label=lambda beta: f"beta = {beta:.1f}", progress=progress)
     study_digits.write_csv(rows, out / "results.csv")
     (out / "results.md").write_text(f"Test accuracy (%) per beta on {data} ({rows[0]['epochs']} epochs), "
                                     f"beside {paper_source(data)}.\n\n" + table(rows, data) + "\n")

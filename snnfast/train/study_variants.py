@@ -8,7 +8,6 @@ them without training.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from .. import data as datasets
@@ -26,18 +25,10 @@ def short(name: str) -> str:
 
 def train_all(names, setup, *, data_dir, models: Path, seed: int, samples: int | None, progress: bool) -> dict:
     """Trains (or loads) the networks ``names`` with ``setup``; returns ``{name: study_digits.Run}``."""
-    runs = {}
-    for i, name in enumerate(names):
-        if progress:
-            print(f"[{i + 1}/{len(names)}] {NETWORKS[name].label}", flush=True)
-        started = time.perf_counter()
-        runs[name] = study_events.train(setup, NETWORKS[name], data_dir=data_dir, models=models, seed=seed,
-                                        samples=samples, progress=progress)
-        runs[name].model.eval()
-        if progress:
-            print(f"    test accuracy {runs[name].mean_acc:.1f} % ({time.perf_counter() - started:.0f} s this call)",
-                  flush=True)
-    return runs
+    runs = study_events.train_each(setup, [NETWORKS[name] for name in names], lambda network, run: run,
+                                   lambda run: f"test accuracy {run.mean_acc:.1f} %", data_dir=data_dir,
+                                   models=models, seed=seed, samples=samples, progress=progress)
+    return dict(zip(names, runs))
 
 
 def batches(dataset, batch_size: int = 256):
