@@ -192,3 +192,24 @@ def test_recurrent_lif_return_events(device, dtype):
     assert_results_close(actual, plain, (0, 0))
     assert_results_close(actual, expected, TOLERANCE[dtype])
     assert_events_of(events[0], expected["spikes"])
+
+
+def test_return_events_compiles_fullgraph():
+    # Under torch.compile the events are outputs of the graph (their number a dynamic size);
+    # the spikes carry none there (a traced tensor has no Python attributes).
+    def f(x, beta):
+        spikes, u_last, events = snnfast.lif(x, beta, return_events=True, return_state=True)
+        return spikes, u_last, events.offsets, events.indices
+
+    gen = torch.Generator().manual_seed(16)
+    x = (0.4 + 0.8 * torch.randn(8, 3, 12, generator=gen, dtype=torch.float64)).requires_grad_()
+    beta = torch.full((12,), 0.7, dtype=torch.float64, requires_grad=True)
+    grad_spikes = torch.randn(8, 3, 12, generator=gen, dtype=torch.float64)
+    results = []
+    for fn in (f, torch.compile(f, fullgraph=True)):
+        spikes, u_last, offsets, indices = fn(x, beta)
+        grads = torch.autograd.grad((spikes * grad_spikes).sum() + u_last.sum(), [x, beta])
+        results.append((spikes, u_last, offsets, indices, *grads))
+    for got, want in zip(*reversed(results)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert_events_of(events_ops.Events(results[1][2], results[1][3], torch.Size((8, 3, 12))), results[1][0].detach())
