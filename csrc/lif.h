@@ -19,9 +19,9 @@ using LIFKernel = void (*)(const LIFParams&, at::ScalarType);
 
 // The spikes [T, B, *F] as events over the T x B rows of N neurons (csrc/event_linear.h's
 // format: offsets [T * B + 1] int64, indices int32 ascending within a row), which the forward
-// kernel emits from its own pass where LIFParams::events points here. The glue allocates
-// offsets; the kernel fills them and allocates indices (new_index_output) once it knows
-// their number.
+// kernel emits from its own pass where LIFParams::events points here (the CPU's; on CUDA the
+// glue converts the spikes instead: lif_events_with). The glue allocates offsets; the kernel
+// fills them and allocates indices (new_index_output) once it knows their number.
 struct SpikeEvents {
   at::Tensor offsets, indices;
 };
