@@ -115,6 +115,7 @@ at::Tensor spikes_to_bits(const at::Tensor& spikes_in, bool check_binary, const 
   const SpikeBits bits = spike_bits(spikes_in.scalar_type());
   const int64_t N = spikes_in.size(-1), bytes = (N + 7) / 8;
   const int64_t M = c10::multiply_integers(spikes_in.sizes().slice(0, spikes_in.dim() - 1));
+  const at::DeviceGuard device_guard(spikes_in.device());
   std::vector<int64_t> shape(spikes_in.sizes().begin(), spikes_in.sizes().end());
   shape.back() = bytes;
   at::Tensor packed = new_index_output(shape, spikes_in.options().dtype(at::kByte));
@@ -136,6 +137,7 @@ at::Tensor bits_to_spikes(const at::Tensor& packed_in, int64_t n, at::ScalarType
               op, ": packed must be uint8 [..., ceil(n / 8) = ", (n + 7) / 8, "] (spikes_to_bits), got ",
               packed_in.scalar_type(), " of shape ", packed_in.sizes());
   TORCH_CHECK(at::isFloatingType(dtype), op, ": dtype must be floating point, got ", dtype);
+  const at::DeviceGuard device_guard(packed_in.device());
   std::vector<int64_t> shape(packed_in.sizes().begin(), packed_in.sizes().end());
   shape.back() = n;
   at::Tensor spikes = new_output(shape, packed_in.options().dtype(dtype));
@@ -193,9 +195,9 @@ at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor&
 SNNFAST_LIBRARY_FRAGMENT(m) {
   // spikes [..., N] -> (offsets [rows + 1] int64, indices [nnz] int32), rows = numel / N.
   m.def("spikes_to_events(Tensor spikes, bool check_binary) -> (Tensor offsets, Tensor indices)");
-  // spikes [..., N] -> uint8 [..., ceil(N / 8)], snnfast.longseq.bitpack's format; CPU only.
+  // spikes [..., N] -> uint8 [..., ceil(N / 8)], snnfast.longseq.bitpack's format.
   m.def("spikes_to_bits(Tensor spikes, bool check_binary) -> Tensor");
-  // packed uint8 [..., ceil(n / 8)] -> spikes [..., n] in dtype; CPU only.
+  // packed uint8 [..., ceil(n / 8)] -> spikes [..., n] in dtype.
   m.def("bits_to_spikes(Tensor packed, int n, ScalarType dtype) -> Tensor");
   // y [rows, out] = S W^T + b over the events; weight_t = W^T [in, out].
   m.def("event_linear(Tensor offsets, Tensor indices, Tensor weight_t, Tensor? bias) -> Tensor");

@@ -12,7 +12,7 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              const std::optional<at::Tensor>& u0, const std::string& reset,
                              double v_reset, bool detach_reset, const std::string& surrogate,
                              double surrogate_param, bool save_membrane, LIFKernel kernel,
-                             SpikeEvents* events) {
+                             SpikeEvents* events, const EventKernels* event_kernels) {
   const char* op = events != nullptr ? "snnfast.lif_events"
                                      : (save_membrane ? "snnfast.lif" : "snnfast.lif_inference");
   check_input(op, x_in, SequenceShape::TBF);
@@ -28,12 +28,15 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
 
   LIFParams p;
   set_params_fwd(p, neuron, x, x, spikes, membrane, u_last);
-  if (events != nullptr) {
+  if (events != nullptr && event_kernels == nullptr) {
     events->offsets = new_index_output({p.T * p.B + 1}, x.options().dtype(at::kLong));
     p.events = events;
   }
   if (p.B * p.N > 0) kernel(p, x.scalar_type());
-  if (events != nullptr && !events->indices.defined()) {  // no neurons: no events, no kernel
+  if (events != nullptr && event_kernels != nullptr) {  // rows: the T x B samples of N neurons
+    std::tie(events->offsets, events->indices) =
+        spikes_to_events(spikes.view({p.T * p.B, p.N}), /*check_binary=*/false, *event_kernels);
+  } else if (events != nullptr && !events->indices.defined()) {  // no neurons: no events, no kernel
     events->offsets.zero_();
     events->indices = new_index_output({0}, x.options().dtype(at::kInt));
   }
@@ -102,7 +105,8 @@ SNNFAST_LIBRARY(m) {
       "str reset, float v_reset, bool detach_reset, str surrogate, float surrogate_param) -> "
       "(Tensor spikes, Tensor u_last)");
   // lif with its spikes also as events (csrc/lif.h SpikeEvents), and the membrane trace only
-  // where save_membrane (an empty tensor otherwise); CPU only.
+  // where save_membrane (an empty tensor otherwise); on the CPU and CUDA. Its autograd
+  // (snnfast/ops/_fused.py) is lif's, through lif_backward, where save_membrane.
   m.def(
       "lif_events(Tensor x, Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, str reset, "
       "float v_reset, bool detach_reset, str surrogate, float surrogate_param, bool save_membrane) -> "

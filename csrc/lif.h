@@ -19,12 +19,14 @@ using LIFKernel = void (*)(const LIFParams&, at::ScalarType);
 
 // The spikes [T, B, *F] as events over the T x B rows of N neurons (csrc/event_linear.h's
 // format: offsets [T * B + 1] int64, indices int32 ascending within a row), which the forward
-// kernel emits from its own pass where LIFParams::events points here. The glue allocates
-// offsets; the kernel fills them and allocates indices (new_index_output) once it knows
-// their number.
+// kernel emits from its own pass where LIFParams::events points here (the CPU's; on CUDA the
+// glue converts the spikes instead: lif_events_with). The glue allocates offsets; the kernel
+// fills them and allocates indices (new_index_output) once it knows their number.
 struct SpikeEvents {
   at::Tensor offsets, indices;
 };
+
+struct EventKernels;  // csrc/event_linear.h
 
 using LIFForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using LIFInferenceResult = std::tuple<at::Tensor, at::Tensor>;
@@ -35,7 +37,8 @@ LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const 
                              const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                              const std::string& reset, double v_reset, bool detach_reset,
                              const std::string& surrogate, double surrogate_param,
-                             bool save_membrane, LIFKernel kernel, SpikeEvents* events = nullptr);
+                             bool save_membrane, LIFKernel kernel, SpikeEvents* events = nullptr,
+                             const EventKernels* event_kernels = nullptr);
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes,
                                const std::optional<at::Tensor>& grad_membrane,
@@ -72,8 +75,15 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
 }
 
 // The forward op that also returns the spikes as events (SpikeEvents), with the membrane
-// trace where save_membrane (else an empty tensor in its place).
-template <LIFKernel kernel>
+// trace where save_membrane (else an empty tensor in its place). Where event_kernels is null
+// the LIF kernel emits the events from its own pass (the CPU's: its threads own time blocks
+// of whole rows); otherwise the kernel writes the dense spikes as lif does and the glue
+// converts them with the device's event kernels (spikes_to_events: count per row, prefix
+// sum, fill), the CUDA way: there a thread owns one neuron for the whole sequence, so the
+// neurons of a row are spread over threads and blocks, and emitting ascending indices from
+// the forward kernel would need a scan across blocks at every step; the two extra passes read
+// the spikes in coalesced warp tiles instead (csrc/cuda/event_linear_kernel.cuh).
+template <LIFKernel kernel, const EventKernels* event_kernels = nullptr>
 LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                                 const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                                 c10::string_view reset, double v_reset, bool detach_reset,
@@ -81,7 +91,7 @@ LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, con
   SpikeEvents events;
   const auto [spikes, membrane, u_last] =
       lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
-                  std::string(surrogate), surrogate_param, save_membrane, kernel, &events);
+                  std::string(surrogate), surrogate_param, save_membrane, kernel, &events, event_kernels);
   return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
           events.indices};
 }

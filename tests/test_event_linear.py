@@ -16,7 +16,7 @@ from snnfast.ops.event_linear import event_linear, to_events
 from snnfast.nn.linear import EVENT_CROSSOVER, uses_events
 from snnfast.utils.memory import SavedTensorBytes
 
-from emulated_cuda import CudaDevice, cuda_devices, prepare
+from emulated_cuda import CudaDevice, cuda_devices, launches, prepare
 from test_nn_linear import _fused_layer, _linear_lif_case, _plain_layer, _run_layer
 
 # (rtol, atol): the event sum adds the same products as the dense one, in another order.
@@ -75,6 +75,23 @@ def test_to_events_rows_of_every_kind():
     spikes[4, 64] = 1
     spikes[5, ::3] = 1
     events = to_events(spikes)
+    offsets, indices = expected_events(spikes)
+    assert torch.equal(events.offsets, offsets) and torch.equal(events.indices, indices)
+
+
+def test_to_events_by_warp_votes_emulated():
+    # The CUDA conversion: one warp per row voting on tiles of 32 columns (count, then fill),
+    # launched with its lanes meeting at each vote. N = 100: three full tiles and a partial one.
+    spikes = torch.zeros(7, 100)
+    spikes[1] = 1
+    spikes[2, 0] = spikes[3, 99] = spikes[4, 64] = 1
+    spikes[5, ::3] = 1
+    spikes[6, 31:33] = 1  # a pair across two tiles
+    emulated = prepare(CudaDevice("emulated"))
+    before = launches()
+    with emulated.kernels():
+        events = to_events(spikes)
+    assert launches()[1] - before[1] == 2 and launches()[0] == before[0]
     offsets, indices = expected_events(spikes)
     assert torch.equal(events.offsets, offsets) and torch.equal(events.indices, indices)
 
@@ -282,19 +299,27 @@ LIF_OPTIONS = {"hard": ("hard", 0.0, False, "sigmoid", 4.0), "soft": ("soft", 0.
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("save_membrane", [True, False])
-# N > 256 (a row over several of the kernel's blocks), N not dividing 256 (blocks ending within
-# a sample), one neuron, and the empty cases.
-@pytest.mark.parametrize("shape", [(40, 3, 700), (25, 7, 100), (30, 4, 256), (9, 5, 1), (0, 2, 5), (3, 0, 4),
+@pytest.mark.parametrize("params", ["neuron_u0", "scalar_no_u0"])
+# N > 256 (a row over several of the CPU kernel's blocks, over several of the CUDA
+# conversion's tiles), N not dividing 256 (blocks ending within a sample), one neuron, and
+# the empty cases (B * N = 0, T = 0).
+@pytest.mark.parametrize("shape", [(12, 3, 700), (25, 7, 100), (10, 4, 256), (9, 5, 1), (0, 2, 5), (3, 0, 4),
                                    (4, 2, 3, 6)])
-def test_lif_events_equal_events_of_reference(dtype, reset, save_membrane, shape):
+def test_lif_events_equal_events_of_reference(kernels, dtype, reset, save_membrane, params, shape):
     gen = torch.Generator().manual_seed(sum(shape) + save_membrane)
     x = (1.2 * torch.randn(shape, generator=gen, dtype=torch.float64)).to(dtype)
-    beta = 0.3 + 0.6 * torch.rand(shape[2:], generator=gen, dtype=dtype)
-    u0 = torch.randn(shape[1:], generator=gen, dtype=dtype)
+    if params == "neuron_u0":
+        beta = 0.3 + 0.6 * torch.rand(shape[2:], generator=gen, dtype=dtype)
+        u0 = torch.randn(shape[1:], generator=gen, dtype=dtype)
+    else:
+        beta, u0 = torch.tensor(0.7, dtype=torch.float64), None
     alpha, threshold = torch.tensor(0.8, dtype=dtype), torch.tensor(1.0, dtype=dtype)
     options = LIF_OPTIONS[reset]
-    spikes, membrane, u_last, offsets, indices = torch.ops.snnfast.lif_events(
-        x, beta, alpha, threshold, u0, *options, save_membrane)
+    args = (beta, alpha, threshold, u0, *options, save_membrane)
+    with context(kernels):
+        outputs = torch.ops.snnfast.lif_events(on(kernels, x), *(on(kernels, a) if torch.is_tensor(a) else a
+                                                                 for a in args))
+    spikes, membrane, u_last, offsets, indices = (t.cpu() for t in outputs)
     ref_spikes, ref_u_last, ref_membrane = snnfast.reference.lif(
         x, beta, alpha=alpha, threshold=threshold, u0=u0, reset=reset, surrogate=options[3],
         return_state=True, return_membrane=True)
@@ -309,14 +334,21 @@ def test_lif_events_equal_events_of_reference(dtype, reset, save_membrane, shape
         torch.testing.assert_close(membrane, ref_membrane, rtol=rtol, atol=atol)
     else:
         assert membrane.numel() == 0
+    if kernels is not None:
+        # The CPU op's results: its bits on the emulated device (one arithmetic, lif_step.h).
+        cpu = torch.ops.snnfast.lif_events(x, *args)
+        same = torch.equal if kernels.emulated else (lambda a, b: torch.allclose(a, b, rtol=rtol, atol=atol))
+        for got, want in zip((spikes, membrane, u_last, offsets, indices), cpu):
+            assert got.dtype == want.dtype and same(got, want)
 
 
-def test_lif_events_opcheck():
-    x = torch.randn(6, 3, 40)
+def test_lif_events_opcheck(kernels):
+    x = on(kernels, torch.randn(6, 3, 40))
     args = (x, torch.tensor(0.5), torch.tensor(1.0), torch.tensor(1.0), None, "hard", 0.0, False, "sigmoid", 4.0)
-    for save_membrane in (True, False):
-        torch.library.opcheck(torch.ops.snnfast.lif_events.default, (*args, save_membrane),
-                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    with context(kernels):
+        for save_membrane in (True, False):
+            torch.library.opcheck(torch.ops.snnfast.lif_events.default, (*args, save_membrane),
+                                  test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
 # --- LinearLIF -> LinearLIF on the events the first one emits ------------------------------
@@ -334,16 +366,18 @@ def _two_layers(events, dtype, sizes=(60, 300, 7)):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("grad", [True, False])
-def test_linear_lif_passes_its_events_on(monkeypatch, dtype, grad):
+def test_linear_lif_passes_its_events_on(kernels, monkeypatch, dtype, grad):
+    # On every device: the events path (lif_events emitting the hidden layer's events) against
+    # the dense one (the input saved as bits: spikes_to_bits, bits_to_spikes), both there.
     T, B = 21, 3
-    x = random_spikes((T, B, 60), 0.05, 30, dtype)
-    dense, fused = _two_layers(False, dtype), _two_layers(True, dtype)
-    with torch.set_grad_enabled(grad):
+    x = on(kernels, random_spikes((T, B, 60), 0.05, 30, dtype))
+    dense, fused = ([layer.to(x.device) for layer in _two_layers(events, dtype)] for events in (False, True))
+    with context(kernels), torch.set_grad_enabled(grad):
         hidden = fused[0](x)
         carried = snnfast.ops.event_linear.attached_events(hidden)
         assert carried is not None
-        want_offsets, want_indices = expected_events(hidden)
-        assert torch.equal(carried.offsets, want_offsets) and torch.equal(carried.indices, want_indices)
+        want_offsets, want_indices = expected_events(hidden.detach().cpu())
+        assert torch.equal(carried.offsets.cpu(), want_offsets) and torch.equal(carried.indices.cpu(), want_indices)
         assert 0 < carried.rate < EVENT_CROSSOVER
         # The second layer takes the carried events: no conversion.
         converted = []
@@ -356,9 +390,10 @@ def test_linear_lif_passes_its_events_on(monkeypatch, dtype, grad):
     rtol, atol = TOLERANCE[dtype]
     torch.testing.assert_close(out, want, rtol=rtol, atol=atol)
     if grad:
-        labels = torch.arange(B) % 7
-        for layers, result in ((fused, out), (dense, want)):
-            F.cross_entropy(result.mean(0), labels).backward()
+        labels = on(kernels, torch.arange(B) % 7)
+        with context(kernels):
+            for layers, result in ((fused, out), (dense, want)):
+                F.cross_entropy(result.mean(0), labels).backward()
         for f, d in zip(fused, dense):
             torch.testing.assert_close(f.weight.grad, d.weight.grad, **LAYER_TOLERANCE[dtype])
             torch.testing.assert_close(f.bias.grad, d.bias.grad, **LAYER_TOLERANCE[dtype])
@@ -402,40 +437,62 @@ def test_bench_events_rejects_rates_that_are_not_fractions(rates, capsys):
 
 @pytest.mark.parametrize("dtype", SPIKE_DTYPES, ids=str)
 @pytest.mark.parametrize("shape,rate", [((7, 3, 45), 0.1), ((2, 5, 64), 1.0), ((4, 6, 33), 0.0), ((0, 3, 8), 0.5),
-                                        ((5, 70), 0.5), ((4, 0), 0.5), ((3, 1), 1.0)])
-def test_spikes_to_bits_is_bitpack(dtype, shape, rate):
+                                        ((5, 70), 0.5), ((4, 0), 0.5), ((3, 1), 1.0), ((2, 3, 7), 1.0)])
+def test_spikes_to_bits_is_bitpack(kernels, dtype, shape, rate):
+    # Against bitpack's torch ops (the format's definition); the output starts poisoned
+    # (0xFF bytes, SNNFAST_POISON=1), so a byte the kernel leaves or a padding bit it sets
+    # fails. N = 45, 33, 70, 7, 1: rows ending within a byte.
     from snnfast.longseq import bitpack
 
     spikes = random_spikes(shape, rate, seed=sum(shape) + 1, dtype=dtype)
-    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, True), bitpack.pack_bits(spikes))
+    with context(kernels):
+        packed = torch.ops.snnfast.spikes_to_bits(on(kernels, spikes), True)
+    assert torch.equal(packed.cpu(), bitpack.pack_bits(spikes))
 
 
 @pytest.mark.parametrize("value", [0.5, -1.0, 2.0, float("nan")])
-def test_spikes_to_bits_checks_binary(value):
+def test_spikes_to_bits_checks_binary(kernels, value):
     from snnfast.longseq import bitpack
 
     spikes = torch.zeros(3, 4, 40)
     spikes[1, 2, 37] = value
-    with pytest.raises(RuntimeError, match="spikes must hold only 0 and 1"):
-        torch.ops.snnfast.spikes_to_bits(spikes, True)
-    assert torch.equal(torch.ops.snnfast.spikes_to_bits(spikes, False), bitpack.pack_bits(spikes))
+    with context(kernels):
+        with pytest.raises(RuntimeError, match="spikes must hold only 0 and 1"):
+            torch.ops.snnfast.spikes_to_bits(on(kernels, spikes), True)
+        packed = torch.ops.snnfast.spikes_to_bits(on(kernels, spikes), False)
+    assert torch.equal(packed.cpu(), bitpack.pack_bits(spikes))
 
 
-def test_spikes_to_bits_opcheck():
-    torch.library.opcheck(torch.ops.snnfast.spikes_to_bits.default, (random_spikes((6, 3, 20), 0.3, 40), True),
-                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+def test_spikes_to_bits_opcheck(kernels):
+    with context(kernels):
+        torch.library.opcheck(torch.ops.snnfast.spikes_to_bits.default,
+                              (on(kernels, random_spikes((6, 3, 20), 0.3, 40)), True),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("shape", [(7, 3, 45), (2, 5, 64), (0, 3, 8), (5, 70), (4, 0), (3, 1)])
-def test_bits_to_spikes_is_bitpack(dtype, shape):
+@pytest.mark.parametrize("shape", [(7, 3, 45), (2, 5, 64), (0, 3, 8), (5, 70), (4, 0), (3, 1), (2, 3, 7)])
+def test_bits_to_spikes_is_bitpack(kernels, dtype, shape):
+    # The output starts as NaN (SNNFAST_POISON=1): every element must be written.
     from snnfast.longseq import bitpack
 
-    packed = bitpack.pack_bits(random_spikes(shape, 0.3, seed=sum(shape) + 2))
-    assert torch.equal(torch.ops.snnfast.bits_to_spikes(packed, shape[-1], dtype),
-                       bitpack.unpack_bits(packed, shape[-1], dtype))
-    torch.library.opcheck(torch.ops.snnfast.bits_to_spikes.default, (packed, shape[-1], dtype),
-                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    spikes = random_spikes(shape, 0.3, seed=sum(shape) + 2)
+    packed = bitpack.pack_bits(spikes)
+    with context(kernels):
+        unpacked = torch.ops.snnfast.bits_to_spikes(on(kernels, packed), shape[-1], dtype)
+        torch.library.opcheck(torch.ops.snnfast.bits_to_spikes.default, (on(kernels, packed), shape[-1], dtype),
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    assert unpacked.dtype == dtype and torch.equal(unpacked.cpu(), spikes.to(dtype))
+    assert torch.equal(unpacked.cpu(), bitpack.unpack_bits(packed, shape[-1], dtype))
+
+
+def test_bits_round_trip_of_a_time_slice(kernels):
+    # A slice of the packed steps (non-contiguous is fine: the glue makes it contiguous).
+    spikes = random_spikes((9, 4, 37), 0.4, seed=41)
+    with context(kernels):
+        packed = torch.ops.snnfast.spikes_to_bits(on(kernels, spikes), True)
+        back = torch.ops.snnfast.bits_to_spikes(packed[2:7], 37, torch.float64)
+    assert torch.equal(back.cpu(), spikes[2:7].double())
 
 
 def test_event_layers_compile_fullgraph_without_grad():

@@ -25,9 +25,10 @@
 
 namespace snnfast {
 
-// Whether the threads of a block meet at __syncthreads(). The emulated device runs the
-// threads of a block one after the other unless they do; a GPU ignores it.
-enum class Sync { None, Block };
+// Whether the threads of a block meet: at __syncthreads() (Block), or the lanes of each warp
+// at warp votes (__ballot_sync: Warp). The emulated device runs the threads of a block one
+// after the other unless they do; a GPU ignores it.
+enum class Sync { None, Block, Warp };
 
 #if defined(SNNFAST_EMULATED)
 
@@ -35,7 +36,7 @@ enum class Sync { None, Block };
 // on the current stream, with the launch checked. `kernel` is a variable (a template
 // argument list would split the macro's arguments).
 #define SNNFAST_LAUNCH(kernel, blocks, threads, shared_bytes, sync, ...) \
-  ::snnfast::emulated::launch(kernel, blocks, threads, shared_bytes, sync == ::snnfast::Sync::Block, __VA_ARGS__)
+  ::snnfast::emulated::launch(kernel, blocks, threads, shared_bytes, sync != ::snnfast::Sync::None, __VA_ARGS__)
 
 inline int multiprocessor_count() { return emulated::device().multiprocessors; }
 inline int max_shared_memory_per_block() { return emulated::device().shared_memory_per_block; }

@@ -13,9 +13,14 @@
 // rows, in ascending m; the partials of the chunks are then summed in a fixed order (at::sum),
 // so two runs give the same bits. The chunks exist only to give the GPU enough threads.
 //
-// Conversion: one thread per row (count, then fill after the glue's prefix sum), so that the
-// indices of a row come out ascending without a scan across threads; a warp-cooperative
-// compaction (ballot + popc) would read rows coalesced, to be measured where a GPU is at hand.
+// Conversion to events: one warp per row, in two passes around the glue's prefix sum of the
+// counts (count, then fill): each pass reads the row in coalesced tiles of 32 columns, and a
+// warp vote (ballot + popc) gives each spike its place, so the indices of a row come out
+// ascending with no atomics and no scan across warps. The LIF op's events on CUDA are these
+// passes over the spikes the forward kernel wrote (lif_events_with, csrc/lif.h says why).
+//
+// Bits (snnfast.longseq.bitpack's format): one thread per byte to pack, one per spike to
+// unpack.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -31,35 +36,78 @@ namespace snnfast {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 4;  // warps per block of the forward kernel
-constexpr int kConvertThreads = 128;
+constexpr unsigned kFullWarp = 0xFFFFFFFFu;  // every lane of a warp, for its votes
+constexpr int kRowsPerBlock = 4;  // warps per block of the forward and conversion kernels
+constexpr int kConvertThreads = 128;  // threads per block of the bit packing
 
+// One warp per row, lane l reading the columns l, l + 32, ... of it: each tile of 32 columns
+// is one coalesced read, and the warp's vote on it tells every lane how many of the tile's
+// spikes there are (the count) and how many lie left of its own column (where it writes).
 template <typename U>
-__global__ void __launch_bounds__(kConvertThreads)
+__global__ void __launch_bounds__(kWarp * kRowsPerBlock)
     count_kernel(const U* spikes, int64_t M, int64_t N, U zero_mask, U one, int64_t* counts, int32_t* not_binary) {
-  const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (m >= M) return;
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  if (m >= M) return;  // the whole warp: every vote below has all its lanes
+  const unsigned lane = threadIdx.x % kWarp;
   const U* row = spikes + m * N;
   int64_t count = 0;
   bool bad = false;
-  for (int64_t n = 0; n < N; ++n) {
-    const bool nonzero = (row[n] & zero_mask) != 0;
-    count += nonzero;
-    bad |= nonzero && row[n] != one;
+  for (int64_t n0 = 0; n0 < N; n0 += kWarp) {
+    const U value = n0 + lane < N ? row[n0 + lane] : U(0);
+    const bool nonzero = (value & zero_mask) != 0;
+    bad |= nonzero && value != one;
+    count += __popc(__ballot_sync(kFullWarp, nonzero));
   }
-  counts[m] = count;
+  if (lane == 0) counts[m] = count;
   if (bad) *not_binary = 1;  // every writer stores the same value: no atomic needed
 }
 
 template <typename U>
-__global__ void __launch_bounds__(kConvertThreads)
+__global__ void __launch_bounds__(kWarp * kRowsPerBlock)
     fill_kernel(const U* spikes, int64_t M, int64_t N, U zero_mask, const int64_t* offsets, int32_t* indices) {
-  const int64_t m = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t m = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
   if (m >= M) return;
+  const unsigned lane = threadIdx.x % kWarp, lanes_below = (1u << lane) - 1;
   const U* row = spikes + m * N;
-  int32_t* out = indices + offsets[m];
-  for (int64_t n = 0; n < N; ++n)
-    if ((row[n] & zero_mask) != 0) *out++ = static_cast<int32_t>(n);
+  int64_t next = offsets[m];  // where the tile's first spike goes
+  for (int64_t n0 = 0; n0 < N; n0 += kWarp) {
+    const bool nonzero = n0 + lane < N && (row[n0 + lane] & zero_mask) != 0;
+    const unsigned votes = __ballot_sync(kFullWarp, nonzero);
+    if (nonzero) indices[next + __popc(votes & lanes_below)] = static_cast<int32_t>(n0 + lane);
+    next += __popc(votes);
+  }
+}
+
+// One thread per byte of the bits: it reads its 8 spikes (neighbouring threads, neighbouring
+// 8-element runs: the warp reads one contiguous span) and writes one byte.
+template <typename U>
+__global__ void __launch_bounds__(kConvertThreads)
+    pack_kernel(const U* spikes, int64_t M, int64_t N, int64_t bytes, U zero_mask, U one, uint8_t* packed,
+                int32_t* not_binary) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * bytes) return;
+  const int64_t m = i / bytes, n0 = i % bytes * 8;
+  const U* row = spikes + m * N;
+  unsigned byte = 0;
+  bool bad = false;
+  for (int j = 0; j < 8 && n0 + j < N; ++j) {
+    const U value = row[n0 + j];
+    const bool nonzero = (value & zero_mask) != 0;
+    bad |= nonzero && value != one;
+    byte |= static_cast<unsigned>(nonzero) << j;
+  }
+  packed[i] = static_cast<uint8_t>(byte);  // the padding bits stay 0
+  if (bad) *not_binary = 1;
+}
+
+// One thread per spike: coalesced writes; the 8 threads of a byte read the same address.
+template <typename T>
+__global__ void __launch_bounds__(kConvertThreads)
+    unpack_kernel(const uint8_t* packed, int64_t M, int64_t N, int64_t bytes, T* spikes) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * N) return;
+  const int64_t m = i / N, n = i % N;
+  spikes[i] = (packed[m * bytes + n / 8] >> (n % 8)) & 1 ? T(1.0f) : T(0.0f);
 }
 
 template <typename T>
@@ -100,24 +148,46 @@ unsigned int grid_size(int64_t n, const char* what) {
 // The glue holds a device guard for the tensors' device: the current device and stream are theirs.
 void count_cuda(const at::Tensor& spikes, SpikeBits bits, at::Tensor& counts, at::Tensor& not_binary) {
   const int64_t M = spikes.size(0), N = spikes.size(1);
-  const unsigned int blocks = grid_size((M + kConvertThreads - 1) / kConvertThreads, "rows");
+  const unsigned int blocks = grid_size((M + kRowsPerBlock - 1) / kRowsPerBlock, "rows");
   with_spike_bits(bits, [&](auto u) {
     using U = decltype(u);
     const auto kernel = count_kernel<U>;
-    SNNFAST_LAUNCH(kernel, blocks, kConvertThreads, 0, Sync::None, static_cast<const U*>(spikes.data_ptr()), M, N,
-                   static_cast<U>(bits.zero_mask), static_cast<U>(bits.one_bits), counts.data_ptr<int64_t>(),
+    SNNFAST_LAUNCH(kernel, blocks, kWarp * kRowsPerBlock, 0, Sync::Warp, static_cast<const U*>(spikes.data_ptr()),
+                   M, N, static_cast<U>(bits.zero_mask), static_cast<U>(bits.one_bits), counts.data_ptr<int64_t>(),
                    not_binary.data_ptr<int32_t>());
   });
 }
 
 void fill_cuda(const at::Tensor& spikes, SpikeBits bits, const at::Tensor& offsets, at::Tensor& indices) {
   const int64_t M = spikes.size(0), N = spikes.size(1);
-  const unsigned int blocks = grid_size((M + kConvertThreads - 1) / kConvertThreads, "rows");
+  const unsigned int blocks = grid_size((M + kRowsPerBlock - 1) / kRowsPerBlock, "rows");
   with_spike_bits(bits, [&](auto u) {
     using U = decltype(u);
     const auto kernel = fill_kernel<U>;
+    SNNFAST_LAUNCH(kernel, blocks, kWarp * kRowsPerBlock, 0, Sync::Warp, static_cast<const U*>(spikes.data_ptr()),
+                   M, N, static_cast<U>(bits.zero_mask), offsets.data_ptr<int64_t>(), indices.data_ptr<int32_t>());
+  });
+}
+
+void pack_cuda(const at::Tensor& spikes, SpikeBits bits, at::Tensor& packed, at::Tensor& not_binary) {
+  const int64_t M = spikes.size(0), N = spikes.size(1), bytes = packed.size(1);
+  const unsigned int blocks = grid_size((M * bytes + kConvertThreads - 1) / kConvertThreads, "blocks of bytes");
+  with_spike_bits(bits, [&](auto u) {
+    using U = decltype(u);
+    const auto kernel = pack_kernel<U>;
     SNNFAST_LAUNCH(kernel, blocks, kConvertThreads, 0, Sync::None, static_cast<const U*>(spikes.data_ptr()), M, N,
-                   static_cast<U>(bits.zero_mask), offsets.data_ptr<int64_t>(), indices.data_ptr<int32_t>());
+                   bytes, static_cast<U>(bits.zero_mask), static_cast<U>(bits.one_bits),
+                   packed.data_ptr<uint8_t>(), not_binary.data_ptr<int32_t>());
+  });
+}
+
+void unpack_cuda(const at::Tensor& packed, at::Tensor& spikes) {
+  const int64_t M = spikes.size(0), N = spikes.size(1), bytes = packed.size(1);
+  const unsigned int blocks = grid_size((M * N + kConvertThreads - 1) / kConvertThreads, "blocks of spikes");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, spikes.scalar_type(), "bits_to_spikes_cuda", [&] {
+    const auto kernel = unpack_kernel<scalar_t>;
+    SNNFAST_LAUNCH(kernel, blocks, kConvertThreads, 0, Sync::None, packed.data_ptr<uint8_t>(), M, N, bytes,
+                   spikes.data_ptr<scalar_t>());
   });
 }
 
@@ -154,7 +224,8 @@ void weight_grad_cuda(const at::Tensor& offsets, const at::Tensor& indices, cons
   if (chunks > 1) at::sum_out(grad_weight_t, partial, {0});
 }
 
-constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, nullptr, nullptr, nullptr, linear_cuda, weight_grad_cuda};
+constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, nullptr, pack_cuda, unpack_cuda, linear_cuda,
+                                         weight_grad_cuda};
 
 }  // namespace
 }  // namespace snnfast

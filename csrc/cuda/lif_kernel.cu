@@ -5,13 +5,18 @@
 #include <torch/library.h>
 
 #include "cuda/lif_kernel.cuh"
+#include "event_linear.h"
 #include "lif.h"
 
 namespace snnfast {
 
+// The events are the spikes the kernel wrote, converted by the event kernels (csrc/lif.h).
+constexpr auto lif_events_cuda = lif_events_with<lif_forward_cuda, &cuda_event_kernels>;
+
 TORCH_LIBRARY_IMPL(snnfast, CUDA, m) {
   m.impl("lif", TORCH_FN(lif_forward_with<lif_forward_cuda>));
   m.impl("lif_inference", TORCH_FN(lif_inference_with<lif_forward_cuda>));
+  m.impl("lif_events", TORCH_FN(lif_events_cuda));
   m.impl("lif_backward", TORCH_FN(lif_backward_with<lif_backward_cuda>));
 }
 

@@ -6,7 +6,7 @@ Below a crossover spike rate (EVENT_CROSSOVER, measured in docs/benchmarks.md#ev
 the input current is computed on the input's events instead (snnfast.event_linear: the work
 follows the spikes that fired) and the events replace the bits as the saved form of the input.
 A layer on events also has its LIF kernel emit its output spikes as events from its own pass
-(torch.ops.snnfast.lif_events, CPU): the output spikes carry them
+(torch.ops.snnfast.lif_events, on the CPU and CUDA): the output spikes carry them
 (snnfast.ops.event_linear.attached_events), and a next LinearLIF (or event_linear) takes
 them instead of converting the dense spikes again.
 
@@ -162,9 +162,9 @@ class _LinearLIF(torch.autograd.Function):
 
 
 def _pack_bits(spikes_in, check_binary) -> torch.Tensor:
-    """bitpack.pack_bits(spikes_in): by the compiled op where there is one (one pass, the
-    check of the values included; bitpack's torch ops take eight passes and most of the
-    time of a training step of the 700-256-20 benchmark network), else by bitpack."""
+    """bitpack.pack_bits(spikes_in): by the compiled op where there is one (CPU and CUDA: one
+    pass, the check of the values included; bitpack's torch ops take eight passes and most
+    of the time of a training step of the 700-256-20 benchmark network), else by bitpack."""
     try:
         if spikes_in.device.type in _library.BITS_DEVICES:
             return torch.ops.snnfast.spikes_to_bits(spikes_in, check_binary)

@@ -11,15 +11,22 @@ where <options> starts with reset, the first argument that is a string, and <sav
 forward's tensor inputs with x kept only for alpha's gradient and membrane (and, for
 recurrent_lif, spikes) in front. The inference op writes no membrane trace: it runs where no
 gradient can be asked for, so nothing is saved for a backward pass that cannot happen.
+lif also has
+  lif_events(x, beta, alpha, threshold, u0, <options>, save_membrane)
+      -> (spikes, membrane, u_last, offsets, indices)
+its forward with the spikes also as events (snnfast.ops.event_linear), whose autograd is
+lif's where save_membrane (call_with_events: return_events=True).
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
 
 from .. import surrogate as surrogates
-from . import _args
+from . import _args, _library
+from . import event_linear as events_ops
 
 _warned = set()
 
@@ -61,6 +68,43 @@ def call(name: str, devices, reference_fn, x, V, neuron: _args.Neuron, **extra):
         return _args.results(spikes, u_last, None, neuron.return_state, False)
     spikes, membrane, u_last = getattr(torch.ops.snnfast, name)(*args)
     return _args.results(spikes, u_last, membrane, neuron.return_state, neuron.return_membrane)
+
+
+def call_with_events(name: str, devices, events_devices, reference_fn, x, V, neuron: _args.Neuron, **extra):
+    """call(), with return_events=True: the results, the events of the spikes last
+    (snnfast.ops.event_linear.Events of the spikes as [T, B, N], N = prod(F)), which are also
+    attached to the spikes where that is their shape (F of one dimension; attach_events), for
+    a next event_linear or LinearLIF to take without converting them.
+
+    The events come from the op's own pass where x's device is in events_devices (those of
+    torch.ops.snnfast.<name>_events: lif's on the CPU and CUDA; its gradients are lif's, the
+    op keeping the membrane trace where autograd records); elsewhere (recurrent_lif, the
+    reference fallback) the spikes are converted (to_events: one more pass over them), on a
+    device with that conversion; on a device with neither a ValueError names return_events."""
+    op = f"snnfast.{name}"
+    emitted = x.device.type in events_devices and not fall_back(op, x, devices, neuron.surrogate)
+    if not emitted and x.device.type not in _library.EVENT_DEVICES:
+        raise ValueError(f"{op}: return_events=True needs the event ops on {x.device.type} tensors, which have "
+                         f"none compiled (devices with them: {sorted(_library.EVENT_DEVICES) or 'none'}); leave "
+                         "return_events=False, or run the layer on one of those devices")
+    shape = torch.Size((*x.shape[:2], math.prod(x.shape[2:])))
+    if emitted:
+        sequence = (x,) if V is None else (x, V)
+        tensors = (*sequence, neuron.beta, neuron.alpha, neuron.threshold, neuron.u0)
+        _args.check_autograd(op, tensors, instead=f"snnfast.reference.{name} and snnfast.ops.event_linear.to_events")
+        save_membrane = neuron.return_membrane or _needs_graph(tensors)
+        events_op = getattr(torch.ops.snnfast, f"{name}_events")
+        spikes, membrane, u_last, offsets, indices = events_op(*sequence, *neuron.op_args(), *extra.values(),
+                                                                save_membrane)
+        out = _args.results(spikes, u_last, membrane, neuron.return_state, neuron.return_membrane)
+        events = events_ops.Events(offsets, indices, shape)
+    else:
+        out = call(name, devices, reference_fn, x, V, neuron, **extra)
+        spikes = out[0] if isinstance(out, tuple) else out
+        events = events_ops.to_events(spikes.reshape(shape), check_binary=False)
+    if spikes.shape == shape:
+        events_ops.attach_events(spikes, events)
+    return (*out, events) if isinstance(out, tuple) else (out, events)
 
 
 def _needs_graph(tensors) -> bool:
@@ -105,13 +149,30 @@ def _fake_backward(grad_spikes, grad_membrane, grad_u_last, *inputs):
 def register(name: str) -> None:
     """Registers the fake kernels of torch.ops.snnfast.<name> and <name>_backward and the
     autograd of <name>."""
-    op = f"snnfast.{name}"
+    register_fakes("snnfast", name)
+    _register_autograd(name, name)
+
+
+def register_events(name: str) -> None:
+    """Registers the autograd of torch.ops.snnfast.<name>_events (its fake kernel is in
+    event_linear.py): <name>'s, through <name>_backward, where its last argument
+    save_membrane is True."""
+    _register_autograd(f"{name}_events", name, trailing_options=1)
+
+
+def _register_autograd(op_name: str, name: str, trailing_options: int = 0) -> None:
+    """The autograd of torch.ops.snnfast.<op_name>, whose first three outputs are <name>'s
+    (spikes, membrane, u_last) and whose inputs are <name>'s and trailing_options more."""
+    op = f"snnfast.{op_name}"
     backward_op = getattr(torch.ops.snnfast, f"{name}_backward")
 
     def setup_context(ctx, inputs, output):
         tensors, options = _split(inputs)
+        if trailing_options and not options[-1]:
+            raise RuntimeError(f"{op}: save_membrane=False keeps no membrane trace, which the backward pass "
+                               "needs; pass save_membrane=True where autograd records")
         x, *params = tensors  # params: [V,] beta, alpha, threshold, u0
-        spikes, membrane, _ = output
+        spikes, membrane = output[:2]
         # Gradients of unused outputs stay None instead of becoming [T, B, *F] zeros.
         ctx.set_materialize_grads(False)
         ctx.x_meta = (x.shape, x.dtype, x.device)
@@ -119,10 +180,10 @@ def register(name: str) -> None:
         # recurrent_lif reads o_{t-1} for the gradients of V and alpha's recurrent part.
         front = (spikes if ctx.needs_input_grad[1] or need_alpha else None,) if len(params) == 5 else ()
         ctx.save_for_backward(*front, membrane, x if need_alpha else None, *params)
-        ctx.options = options
+        ctx.options = options[:len(options) - trailing_options]
         ctx.n_inputs = len(tensors)
 
-    def backward(ctx, grad_spikes, grad_membrane, grad_u_last):
+    def backward(ctx, grad_spikes, grad_membrane, grad_u_last, *_grad_events):
         saved = ctx.saved_tensors
         _args.check_first_order(op, (grad_spikes, grad_membrane, grad_u_last, *saved),
                                 instead=f"snnfast.reference.{name}")
@@ -131,11 +192,10 @@ def register(name: str) -> None:
             shape, dtype, device = ctx.x_meta
             grad_spikes = torch.zeros(shape, dtype=dtype, device=device)
         grads = backward_op(grad_spikes, grad_membrane, grad_u_last, *saved, *ctx.options, output_mask)
-        no_options = (None,) * len(ctx.options)
+        no_options = (None,) * (len(ctx.options) + trailing_options)
         return tuple(g if needed else None for g, needed in zip(grads, output_mask)) + no_options
 
-    register_fakes("snnfast", name)
-    torch.library.register_autograd(f"snnfast::{name}", backward, setup_context=setup_context)
+    torch.library.register_autograd(f"snnfast::{op_name}", backward, setup_context=setup_context)
 
 
 def register_fakes(namespace: str, name: str) -> None:

@@ -11,7 +11,7 @@ from . import _args, _fused, _library, reference
 
 
 @_args.neuron_signature
-def lif(x: torch.Tensor, beta, **neuron):
+def lif(x: torch.Tensor, beta, *, return_events: bool = False, **neuron):
     """Runs T steps of leaky integrate-and-fire neurons over x of shape [T, B, *F].
 
     h_t = beta * u_{t-1} + alpha * x_t; o_t = H(h_t - threshold); u_t = reset(h_t, o_t),
@@ -34,18 +34,32 @@ def lif(x: torch.Tensor, beta, **neuron):
             warning: the kernels know the four by name).
         return_state: also return u_T, [B, *F], differentiable (to run a sequence in chunks).
         return_membrane: also return the membrane trace h, [T, B, *F].
+        return_events: also return the spikes as events, the last element of the tuple
+            (snnfast.Events of the spikes as [T, B, N], N = prod(F): per step and sample the
+            neurons that fired, ascending), emitted by the kernel from its own pass (CPU and
+            CUDA). Where F is one dimension the spikes also carry them (attach_events), so
+            that snnfast.event_linear or snnfast.nn.LinearLIF on these spikes takes them
+            instead of converting the spikes. Gradients are unchanged (the op then keeps the
+            membrane trace as lif does). Where the reference runs instead of the kernel (a
+            surrogate of one's own) the spikes are converted (snnfast.to_events); on a device
+            without the event ops it raises a ValueError.
 
     Returns:
-        The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h]) with the flags.
-        u_T and h are float32 for float16/bfloat16 input (the arithmetic precision).
+        The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h], [events]) with the
+        flags. u_T and h are float32 for float16/bfloat16 input (the arithmetic precision).
 
     Gradients: first-order reverse mode (backward, torch.autograd.grad, also under
     torch.vmap). Double backward, forward-mode AD and torch.func.grad/jacrev raise a
     RuntimeError that points to snnfast.reference.lif, which supports them.
     """
-    return _fused.call("lif", _library.LIF_DEVICES, reference.lif, x, None,
-                       _args.neuron_args("snnfast.lif", x, None, beta, neuron))
+    _args.check_flag(return_events, "return_events")
+    neuron = _args.neuron_args("snnfast.lif", x, None, beta, neuron)
+    if return_events:
+        return _fused.call_with_events("lif", _library.LIF_DEVICES, _library.LIF_EVENTS_DEVICES, reference.lif,
+                                       x, None, neuron)
+    return _fused.call("lif", _library.LIF_DEVICES, reference.lif, x, None, neuron)
 
 
 if _library.LOADED:
     _fused.register("lif")
+    _fused.register_events("lif")

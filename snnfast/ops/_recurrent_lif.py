@@ -12,7 +12,8 @@ from . import _args, _fused, _library, reference
 
 
 @_args.neuron_signature
-def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: bool = False, **neuron):
+def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: bool = False,
+                  return_events: bool = False, **neuron):
     """Runs T steps of recurrently connected LIF neurons over x of shape [T, B, N].
 
     I_t = x_t + o_{t-1} V^T (o_0 = 0), then the neuron of snnfast.lif:
@@ -27,15 +28,22 @@ def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: b
             (sum_t g_I_t^T o_{t-1}); the gradient through the membrane is kept.
         beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate, return_state,
             return_membrane: as in snnfast.lif.
+        return_events: also return the spikes as events, as in snnfast.lif, but converted
+            from the spikes (snnfast.ops.event_linear.to_events: one more pass over them):
+            the recurrent kernel does not emit them yet.
 
     Returns:
-        The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h]) with the flags.
+        The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h], [events]) with the flags.
         u_T and h are float32 for float16/bfloat16 input (the arithmetic precision, in which
         the op also computes o_{t-1} V^T).
     """
     _args.check_flag(detach_recurrent, "detach_recurrent")
-    return _fused.call("recurrent_lif", _library.RECURRENT_LIF_DEVICES, reference.recurrent_lif,
-                       x, V, _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron),
+    _args.check_flag(return_events, "return_events")
+    neuron = _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron)
+    if return_events:  # no device has a recurrent_lif_events op: the spikes are converted
+        return _fused.call_with_events("recurrent_lif", _library.RECURRENT_LIF_DEVICES, frozenset(),
+                                       reference.recurrent_lif, x, V, neuron, detach_recurrent=detach_recurrent)
+    return _fused.call("recurrent_lif", _library.RECURRENT_LIF_DEVICES, reference.recurrent_lif, x, V, neuron,
                        detach_recurrent=detach_recurrent)
 
 

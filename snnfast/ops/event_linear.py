@@ -73,7 +73,10 @@ def to_events(spikes: torch.Tensor, *, check_binary: bool = True) -> Events:
 
 def attach_events(spikes: torch.Tensor, events: Events) -> None:
     """Keeps events with the spikes they are the events of (snnfast.nn.LinearLIF's output
-    spikes carry the events its LIF kernel emitted), for attached_events to find."""
+    spikes carry the events its LIF kernel emitted), for attached_events to find. Nothing
+    under torch.compile, where a traced tensor carries no Python attributes."""
+    if torch.compiler.is_compiling():
+        return
     spikes._snnfast_events = (events, spikes._version)
 
 

@@ -54,7 +54,8 @@ struct LIFParams {
   void* u_last = nullptr;    // [B, N], the state u_T after the last reset
   // The spikes as events besides the dense tensor, emitted from the forward kernel's own
   // pass: a SpikeEvents of the glue (csrc/lif.h) that the kernel fills; null: none asked for.
-  // Only the CPU kernel emits them (the op lif_events is registered for the CPU only).
+  // Only the CPU kernel emits them; on CUDA the glue converts the spikes the kernel wrote
+  // (lif_events_with in csrc/lif.h says why), and this stays null.
   void* events = nullptr;
 
   // Backward. grad_membrane and grad_u_last may be null (no gradient reached them): the CPU
