@@ -32,35 +32,12 @@ namespace {
 // backwards in time, and without this the kernels wait on memory.
 constexpr int64_t kPrefetchSteps = 2;
 
-template <typename T>
+template <int kWrite, typename T>
 inline void prefetch_row(const T* row, int64_t len) {
   const char* bytes = reinterpret_cast<const char*>(row);
   for (int64_t offset = 0; offset < len * static_cast<int64_t>(sizeof(T)); offset += 64)
-    __builtin_prefetch(bytes + offset, 0, 3);
+    __builtin_prefetch(bytes + offset, kWrite, 3);
 }
-
-// The neurons m0, ..., m0 + len - 1 of a block at step s of a pass (s counts the steps in
-// the order the pass takes them: t forward, T - 1 - t backward).
-struct BlockStep {
-  int64_t m0 = 0, len = 0, s = 0;
-};
-
-// The blocks of one thread, in the order it runs them, seen as one stream of steps: what it
-// will work on kPrefetchSteps steps after step s of a block, in that block or a later one.
-// Requesting across blocks matters for short sequences, where most steps are near a block's
-// start: a block there waited on its first rows (the forward at T = 2, N = 2^20 took 1.7x
-// as long before).
-struct ThreadBlocks {
-  int64_t last = 0, M = 0, T = 0;
-
-  BlockStep ahead(int64_t block, int64_t s) const {
-    const int64_t later = s + kPrefetchSteps;
-    const int64_t next = block + later / T;
-    if (next >= last) return {};  // len 0: this thread's work ends before
-    const int64_t m0 = next * kRow;
-    return {m0, std::min(kRow, M - m0), later % T};
-  }
-};
 
 // Outputs larger than this go around the caches (below): they would not stay there anyway.
 constexpr int64_t kStreamingBytes = int64_t(16) << 20;
@@ -91,16 +68,14 @@ inline void stream_row(T* dst, const T* src, int64_t len, bool streaming) {
   std::memcpy(dst, src, len * sizeof(T));
 }
 
-// Makes the non-temporal stores of this thread visible before the kernel returns
-// (for_each_block calls it when a thread's blocks are done).
+// Makes the non-temporal stores of this thread visible before the kernel returns.
 inline void stream_fence() {
 #if defined(__AVX__)
   _mm_sfence();
 #endif
 }
 
-// Runs body(m0, len, step_ahead) over the blocks of B * N neurons, in parallel when there is
-// enough work; step_ahead(s) is the thread's BlockStep kPrefetchSteps steps after step s.
+// Runs body(m0, len) over the blocks of B * N neurons, in parallel when there is enough work.
 template <typename Body>
 void for_each_block(const LIFParams& p, const Body& body) {
   const int64_t M = p.B * p.N;
@@ -108,14 +83,10 @@ void for_each_block(const LIFParams& p, const Body& body) {
   const int64_t work_per_block = kRow * std::max<int64_t>(p.T, 1);
   const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / work_per_block);
   at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) {
-    const ThreadBlocks thread{last, M, std::max<int64_t>(p.T, 1)};
     for (int64_t block = first; block < last; ++block) {
       const int64_t m0 = block * kRow;
-      body(m0, std::min(kRow, M - m0), [&](int64_t s) { return thread.ahead(block, s); });
+      body(m0, std::min(kRow, M - m0));
     }
-    // Once per thread, not per block: a fence waits until every store in flight has
-    // reached memory, which would stall the start of each block.
-    stream_fence();
   });
 }
 
@@ -215,8 +186,7 @@ void forward(const LIFParams& p) {
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const bool streaming = p.T * M * static_cast<int64_t>(sizeof(acc_t)) > kStreamingBytes;
   std::vector<BlockEvents> events(p.events != nullptr ? (M + kRow - 1) / kRow : 0);
-  const scalar_t* x = static_cast<const scalar_t*>(p.x);
-  for_each_block(p, [&](int64_t m0, int64_t len, const auto& step_ahead) {
+  for_each_block(p, [&](int64_t m0, int64_t len) {
     const RowParams<acc_t> np(p, m0, len);
     acc_t u[kRow], membrane[kRow];
     scalar_t spikes[kRow];
@@ -232,15 +202,16 @@ void forward(const LIFParams& p) {
     }
     for (int64_t t = 0; t < p.T; ++t) {
       const int64_t row = t * M + m0;
-      const BlockStep ahead = step_ahead(t);
-      if (ahead.len > 0) prefetch_row(x + ahead.s * M + ahead.m0, ahead.len);
-      forward_row<scalar_t, acc_t, R>(len, x + row, spikes, membrane, u, np.beta, np.alpha,
-                                      np.threshold, v_reset);
+      if (t + kPrefetchSteps < p.T)
+        prefetch_row<0>(static_cast<const scalar_t*>(p.x) + row + kPrefetchSteps * M, len);
+      forward_row<scalar_t, acc_t, R>(len, static_cast<const scalar_t*>(p.x) + row, spikes,
+                                      membrane, u, np.beta, np.alpha, np.threshold, v_reset);
       stream_row(static_cast<scalar_t*>(p.spikes) + row, spikes, len, streaming);
       if (p.membrane) stream_row(static_cast<acc_t*>(p.membrane) + row, membrane, len, streaming);
       if (e != nullptr) emit_events(p, m0, len, t, spikes, *e);
     }
     std::copy(u, u + len, static_cast<acc_t*>(p.u_last) + m0);
+    stream_fence();
   });
   if (p.events != nullptr) assemble(p, events);
 }
@@ -294,8 +265,7 @@ void backward(const LIFParams& p) {
   const acc_t surrogate_param = static_cast<acc_t>(p.surrogate_param);
   const bool param_grads = p.grad_beta || p.grad_alpha || p.grad_threshold;
   const bool streaming = p.T * M * static_cast<int64_t>(sizeof(scalar_t)) > kStreamingBytes;
-  const acc_t* membrane_trace = static_cast<const acc_t*>(p.membrane);
-  for_each_block(p, [&](int64_t m0, int64_t len, const auto& step_ahead) {
+  for_each_block(p, [&](int64_t m0, int64_t len) {
     const RowParams<acc_t> np(p, m0, len);
     BlockGrads<acc_t> g = {};
     acc_t u_prev[kRow];
@@ -309,16 +279,13 @@ void backward(const LIFParams& p) {
       std::copy_n(static_cast<const acc_t*>(p.grad_u_last) + m0, len, g.g_u);
     for (int64_t t = p.T - 1; t >= 0; --t) {
       const int64_t row = t * M + m0;
-      const acc_t* membrane = membrane_trace + row;
-      const BlockStep ahead = step_ahead(p.T - 1 - t);
-      if (ahead.len > 0) {
-        const int64_t t_ahead = p.T - 1 - ahead.s, at = t_ahead * M + ahead.m0;
-        // h_t was requested as the u_{t-1} of the step before, but at a block's first step.
-        if (t_ahead > 0) prefetch_row(membrane_trace + at - M, ahead.len);
-        prefetch_row(static_cast<const scalar_t*>(p.grad_spikes) + at, ahead.len);
-        if (p.grad_membrane) prefetch_row(static_cast<const acc_t*>(p.grad_membrane) + at, ahead.len);
-        if (p.x) prefetch_row(static_cast<const scalar_t*>(p.x) + at, ahead.len);
-        if (ahead.s == 0) prefetch_row(membrane_trace + at, ahead.len);
+      const acc_t* membrane = static_cast<const acc_t*>(p.membrane) + row;
+      if (t - kPrefetchSteps > 0) {
+        const int64_t ahead = row - kPrefetchSteps * M;
+        prefetch_row<0>(static_cast<const acc_t*>(p.membrane) + ahead - M, len);  // u_{t-1}
+        prefetch_row<0>(static_cast<const scalar_t*>(p.grad_spikes) + ahead, len);
+        if (p.grad_membrane) prefetch_row<0>(static_cast<const acc_t*>(p.grad_membrane) + ahead, len);
+        if (p.x) prefetch_row<0>(static_cast<const scalar_t*>(p.x) + ahead, len);
       }
       // u_{t-1} enters only the gradient of beta.
       if (param_grads)
@@ -334,6 +301,7 @@ void backward(const LIFParams& p) {
       });
       if (p.grad_x) stream_row(static_cast<scalar_t*>(p.grad_x) + row, grad_x, len, streaming);
     }
+    stream_fence();
     auto store = [&](void* dst, const acc_t* src) {
       if (dst) std::copy(src, src + len, static_cast<acc_t*>(dst) + m0);
     };
