@@ -127,14 +127,14 @@ void emit_events(const LIFParams& p, int64_t m0, int64_t len, int64_t t, const s
                  BlockEvents& e) {
   using U = BitsOf<scalar_t>;
   const U* bits = reinterpret_cast<const U*>(spikes);
-  uint32_t not_binary = 0;  // the kernel's spikes are 0 or 1
+  uint32_t not_binary = 0;  // unused: the kernel's spikes are 0 or 1
   for (int64_t q = 0, j = 0; q < e.pieces; ++q) {
     const int64_t end = std::min(len, (e.first_sample + q + 1) * p.N - m0);
     const int64_t before = e.size;
     const int32_t n_at_j = static_cast<int32_t>((m0 + j) % p.N);
     for (int64_t j0 = j; j0 < end; j0 += kMaskBlock) {
-      const uint32_t mask = nonzero_mask<U>(bits + j0, std::min(kMaskBlock, end - j0), static_cast<U>(~U(0)),
-                                            U(0), not_binary);
+      const uint32_t mask = nonzero_mask</*kCheckOne=*/false>(bits + j0, std::min(kMaskBlock, end - j0),
+                                                             static_cast<U>(~U(0)), U(0), not_binary);
       if (mask == 0) continue;
       if (static_cast<int64_t>(e.list.size()) < e.size + kMaskBlock) e.list.resize(2 * e.list.size());
       e.size += write_set_bits(mask, n_at_j + static_cast<int32_t>(j0 - j), e.list.data() + e.size);

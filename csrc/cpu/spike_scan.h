@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__AVX2__)
@@ -26,11 +27,23 @@ using BitsOf = std::conditional_t<
     std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
 
 // Bit j of the result is set where element j of p[0 .. len) (len <= kMaskBlock) is nonzero,
-// (v & zero_mask) != 0 for the bit pattern v of the element (so that -0.0 is 0); bad gets
-// the bits of the nonzero elements that are not `one` (a value other than 0 and 1).
-template <typename U>
+// (v & zero_mask) != 0 for the bit pattern v of the element (so that -0.0 is 0); with
+// kCheckOne, bad gets the bits of the nonzero elements that are not `one` (a value other than
+// 0 and 1). Without it (spikes a LIF kernel has just written, which are 0 or 1) the compare
+// with `one` is skipped: it is half the work of a block.
+template <bool kCheckOne = true, typename U>
 inline uint32_t nonzero_mask(const U* p, int64_t len, U zero_mask, U one, uint32_t& bad) {
 #if defined(__AVX2__)
+  if constexpr (sizeof(U) != 2) {
+    if (len < kMaskBlock) {
+      // The last, partial block of a row goes through the vector path on a zero-padded copy
+      // (zeros set no bit), not the scalar loop below: a branch-free compare per element
+      // there costs about as much as a whole vector block per four elements.
+      U padded[kMaskBlock] = {};
+      std::memcpy(padded, p, len * sizeof(U));
+      return nonzero_mask<kCheckOne>(padded, kMaskBlock, zero_mask, one, bad);
+    }
+  }
   if (len == kMaskBlock) {
     if constexpr (sizeof(U) == 4) {
       const __m256i mask = _mm256_set1_epi32(static_cast<int32_t>(zero_mask));
@@ -40,10 +53,11 @@ inline uint32_t nonzero_mask(const U* p, int64_t len, U zero_mask, U one, uint32
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8 * j));
         const __m256i zero = _mm256_cmpeq_epi32(_mm256_and_si256(v, mask), _mm256_setzero_si256());
         nonzero |= static_cast<uint32_t>(~_mm256_movemask_ps(_mm256_castsi256_ps(zero)) & 0xFF) << (8 * j);
-        is_one |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, ones))))
-                  << (8 * j);
+        if constexpr (kCheckOne)
+          is_one |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, ones))))
+                    << (8 * j);
       }
-      bad |= nonzero & ~is_one;
+      if constexpr (kCheckOne) bad |= nonzero & ~is_one;
       return nonzero;
     } else if constexpr (sizeof(U) == 8) {
       const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(zero_mask));
@@ -53,10 +67,11 @@ inline uint32_t nonzero_mask(const U* p, int64_t len, U zero_mask, U one, uint32
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4 * j));
         const __m256i zero = _mm256_cmpeq_epi64(_mm256_and_si256(v, mask), _mm256_setzero_si256());
         nonzero |= static_cast<uint32_t>(~_mm256_movemask_pd(_mm256_castsi256_pd(zero)) & 0xF) << (4 * j);
-        is_one |= static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(v, ones))))
-                  << (4 * j);
+        if constexpr (kCheckOne)
+          is_one |= static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(v, ones))))
+                    << (4 * j);
       }
-      bad |= nonzero & ~is_one;
+      if constexpr (kCheckOne) bad |= nonzero & ~is_one;
       return nonzero;
     } else if constexpr (sizeof(U) == 1) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
