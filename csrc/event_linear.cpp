@@ -1,6 +1,7 @@
 // Schemas of the event ops and the device-independent glue behind them (event_linear.h).
 #include "event_linear.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <vector>
@@ -28,14 +29,30 @@ void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& i
   TORCH_CHECK(first >= 0 && first <= last && last <= indices.numel(), op,
               ": offsets must run from >= 0 to at most the ", indices.numel(), " indices, got ", first,
               " .. ", last);
-  if (offsets.size(0) > 2)
-    TORCH_CHECK((offsets.diff() >= 0).all().item<bool>(), op, ": offsets must not decrease");
-  if (last > first) {
-    const auto [low, high] = at::aminmax(indices.slice(0, first, last));
-    TORCH_CHECK(low.item<int32_t>() >= 0 && high.item<int32_t>() < in_features, op,
-                ": indices must lie in [0, ", in_features, ") (the layer's in_features), got ",
-                low.item<int32_t>(), " .. ", high.item<int32_t>());
+  bool decreasing = false;
+  int32_t low = 0, high = 0;
+  if (offsets.is_cpu()) {
+    // Plain loops, which vectorize: the reductions below are five ops and their temporaries,
+    // 0.1 ms a call where the 6,400 rows of the 700-256-20 benchmark take 1-3 ms.
+    const at::Tensor off_c = offsets.contiguous(), idx_c = indices.contiguous();
+    const int64_t* off = off_c.data_ptr<int64_t>();
+    const int32_t* idx = idx_c.data_ptr<int32_t>();
+    for (int64_t r = 0; r + 1 < offsets.size(0); ++r) decreasing |= off[r + 1] < off[r];
+    low = std::numeric_limits<int32_t>::max(), high = std::numeric_limits<int32_t>::min();
+    for (int64_t k = first; k < last; ++k) {
+      low = std::min(low, idx[k]);
+      high = std::max(high, idx[k]);
+    }
+  } else {
+    decreasing = offsets.size(0) > 2 && (offsets.diff() < 0).any().item<bool>();
+    if (last > first) {
+      const auto [low_t, high_t] = at::aminmax(indices.slice(0, first, last));
+      low = low_t.item<int32_t>(), high = high_t.item<int32_t>();
+    }
   }
+  TORCH_CHECK(!decreasing, op, ": offsets must not decrease");
+  TORCH_CHECK(last == first || (low >= 0 && high < in_features), op, ": indices must lie in [0, ", in_features,
+              ") (the layer's in_features), got ", low, " .. ", high);
 }
 
 void check_float(const char* op, const char* name, const at::Tensor& t) {

@@ -221,6 +221,29 @@ def test_argument_errors():
         torch.ops.snnfast.event_linear_weight_grad(events.offsets, events.indices, torch.zeros(5, 3), 10)
 
 
+def test_event_checks(kernels):
+    """The glue's checks of events it is handed, on each device (a GPU checks them with
+    reductions there, the CPU with loops): each must be able to fail."""
+    weight_t = on(kernels, torch.zeros(10, 3))
+    offsets = on(kernels, torch.tensor([0, 2, 1, 3]))
+    indices = on(kernels, torch.tensor([1, 2, 3], dtype=torch.int32))
+    with context(kernels):
+        with pytest.raises(RuntimeError, match="offsets must not decrease"):
+            torch.ops.snnfast.event_linear(offsets, indices, weight_t, None)
+        with pytest.raises(RuntimeError, match="offsets must not decrease"):
+            torch.ops.snnfast.event_linear_weight_grad(offsets, indices, on(kernels, torch.zeros(3, 3)), 10)
+        ascending = on(kernels, torch.tensor([0, 1, 2, 3]))
+        for bad, shown in ((-1, "-1 .. 3"), (10, "1 .. 10")):
+            wrong = on(kernels, torch.tensor([1, bad, 3] if bad < 0 else [1, 2, bad], dtype=torch.int32))
+            with pytest.raises(RuntimeError, match=f"indices must lie in \\[0, 10\\).*got {shown}"):
+                torch.ops.snnfast.event_linear(ascending, wrong, weight_t, None)
+        # Indices outside the rows' range are not read, so not checked.
+        part = on(kernels, torch.tensor([1, 2]))
+        y = torch.ops.snnfast.event_linear(part, on(kernels, torch.tensor([-5, 2, 99], dtype=torch.int32)),
+                                           weight_t, None)
+        assert y.shape == (1, 3)
+
+
 def test_opcheck(kernels):
     spikes = on(kernels, random_spikes((6, 3, 20), 0.3, 12))
     weight, bias = (on(kernels, t) for t in make_layer(20, 9, torch.float32, 13))
