@@ -69,6 +69,10 @@ struct EventKernels {
   // for every element (deterministic whatever the parallelisation), 0 where no event.
   void (*weight_grad)(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& grad_y,
                       at::Tensor& grad_weight_t);
+  // weight_t [in, out] = weight [out, in] transposed (both contiguous), for event_linear's
+  // weight_t given as the view weight.t(). Null where the device has none (the glue then
+  // copies the view with torch's contiguous()).
+  void (*transpose)(const at::Tensor& weight, at::Tensor& weight_t);
 };
 
 // The CUDA device's kernels (csrc/cuda/event_linear_kernel.cu; the emulated device's in its

@@ -221,6 +221,31 @@ def test_argument_errors():
         torch.ops.snnfast.event_linear_weight_grad(events.offsets, events.indices, torch.zeros(5, 3), 10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_weight_t_views(kernels, dtype):
+    """event_linear takes weight_t as the view weight.t() (the CPU transposes it by tiles), as a
+    contiguous tensor, or any other strides (copied): the same bits each way. The shapes are
+    not multiples of the 32 x 32 tiles."""
+    spikes = on(kernels, random_spikes((5, 7, 45), 0.2, 14)).to(dtype)
+    weight, bias = (on(kernels, t) for t in make_layer(45, 37, dtype, 15))
+    wide = on(kernels, torch.randn(37, 90, dtype=dtype))
+    wide[:, ::2] = weight
+    with context(kernels):
+        events = to_events(spikes)
+        ways = {
+            "contiguous": weight.t().contiguous(),
+            "view": weight.t(),
+            "strided": wide[:, ::2].t(),
+        }
+        assert not ways["view"].is_contiguous() and ways["view"].t().is_contiguous()
+        ys = {name: torch.ops.snnfast.event_linear(events.offsets, events.indices, w, bias) for name, w in ways.items()}
+    expected = F.linear(spikes.flatten(0, 1), weight, bias)
+    for name, y in ys.items():
+        assert torch.equal(y, ys["contiguous"]), name
+        torch.testing.assert_close(y.cpu(), expected.cpu(), rtol=1e-12 if dtype == torch.float64 else 1e-5,
+                                   atol=1e-12 if dtype == torch.float64 else 1e-5)
+
+
 def test_event_checks(kernels):
     """The glue's checks of events it is handed, on each device (a GPU checks them with
     reductions there, the CPU with loops): each must be able to fail."""

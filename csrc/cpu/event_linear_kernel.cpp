@@ -254,7 +254,37 @@ void weight_grad_cpu(const at::Tensor& offsets, const at::Tensor& indices, const
                              [&] { weight_grad_blocks<scalar_t>(offsets, indices, grad_y, grad_weight_t); });
 }
 
-constexpr EventKernels kCPUEventKernels{nullptr, nullptr, convert_cpu, pack_cpu, unpack_cpu, linear_cpu, weight_grad_cpu};
+// By tiles of kTile x kTile elements, which stay in L1 while they are read along one dimension
+// and written along the other: torch's copy of the transposed view took 0.3 ms for the 256 x 700
+// float32 weight of bench_events on one thread (the weight is transposed at every call, and
+// that was a tenth of the event forward at 3 %).
+template <typename T>
+void transpose_tiles(const at::Tensor& weight, at::Tensor& weight_t) {
+  constexpr int64_t kTile = 32;
+  const int64_t out = weight.size(0), in = weight.size(1);
+  const T* __restrict__ w = weight.data_ptr<T>();
+  T* __restrict__ wt = weight_t.data_ptr<T>();
+  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, kTile * out));
+  at::parallel_for(0, (in + kTile - 1) / kTile, grain, [&](int64_t first, int64_t last) {
+    for (int64_t i0 = first * kTile; i0 < std::min(in, last * kTile); i0 += kTile) {
+      const int64_t i1 = std::min(in, i0 + kTile);
+      for (int64_t o0 = 0; o0 < out; o0 += kTile) {
+        const int64_t o1 = std::min(out, o0 + kTile);
+        for (int64_t i = i0; i < i1; ++i)
+          for (int64_t o = o0; o < o1; ++o) wt[i * out + o] = w[o * in + i];
+      }
+    }
+  });
+}
+
+void transpose_cpu(const at::Tensor& weight, at::Tensor& weight_t) {
+  AT_DISPATCH_FLOATING_TYPES(weight.scalar_type(), "event_linear_transpose_cpu",
+                             [&] { transpose_tiles<scalar_t>(weight, weight_t); });
+}
+
+constexpr EventKernels kCPUEventKernels{nullptr,    nullptr,    convert_cpu,     pack_cpu,
+                                        unpack_cpu, linear_cpu, weight_grad_cpu, transpose_cpu};
+
 
 }  // namespace
 

@@ -224,8 +224,9 @@ void weight_grad_cuda(const at::Tensor& offsets, const at::Tensor& indices, cons
   if (chunks > 1) at::sum_out(grad_weight_t, partial, {0});
 }
 
+// No transpose: torch's contiguous() of a transposed view is already a tiled kernel there.
 constexpr EventKernels kCUDAEventKernels{count_cuda, fill_cuda, nullptr, pack_cuda, unpack_cuda, linear_cuda,
-                                         weight_grad_cuda};
+                                         weight_grad_cuda, nullptr};
 
 }  // namespace
 }  // namespace snnfast

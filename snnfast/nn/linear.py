@@ -68,7 +68,7 @@ class _LinearLIF(torch.autograd.Function):
         if use_events:
             events = _input_events(spikes_in, check_binary)
             saved_input = (events.offsets, events.indices)
-            current = _event_current(events.offsets, events.indices, weight, bias, B)
+            current = _event_current(events.offsets, events.indices, weight, bias, B, segment is not None)
         else:
             saved_input = (_pack_bits(spikes_in, check_binary), None)
 
@@ -120,7 +120,7 @@ class _LinearLIF(torch.autograd.Function):
 
         if ctx.use_events:
             offsets = packed
-            current = _event_current(offsets, indices, weight, bias, B)
+            current = _event_current(offsets, indices, weight, bias, B, ctx.segment is not None)
         else:
             def current(t0, t1):
                 return F.linear(spikes_in(t0, t1), weight, bias)
@@ -216,9 +216,11 @@ def _linear_lif_inference(spikes_in, weight, bias, beta, alpha, threshold, u0, o
     return spikes, u_last, None, None
 
 
-def _event_current(offsets, indices, weight, bias, B):
+def _event_current(offsets, indices, weight, bias, B, segmented=False):
     """current(t0, t1): F.linear of the input's steps [t0, t1) computed on its events."""
-    weight_t = weight.t().contiguous()
+    # The op transposes the view weight.t() itself, faster than contiguous() does; a
+    # checkpointed layer asks for the current once per segment, so it is transposed once here.
+    weight_t = weight.t().contiguous() if segmented else weight.t()
 
     def current(t0, t1):
         rows = torch.ops.snnfast.event_linear(offsets[t0 * B:t1 * B + 1], indices, weight_t, bias)

@@ -100,7 +100,7 @@ class _EventLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spikes, offsets, indices, weight, bias, shape):
         ctx.set_materialize_grads(False)
-        y = torch.ops.snnfast.event_linear(offsets, indices, weight.t().contiguous(), bias)
+        y = torch.ops.snnfast.event_linear(offsets, indices, weight.t(), bias)  # the op transposes the view
         ctx.save_for_backward(offsets, indices, weight)
         ctx.shape = shape
         ctx.has_bias = bias is not None
