@@ -239,7 +239,7 @@ def _estimated_rate(spikes_in: torch.Tensor) -> float:
         return events.rate
     rows = spikes_in.reshape(spikes_in.shape[:-1].numel(), spikes_in.shape[-1])
     sample = rows[::max(1, rows.shape[0] // _RATE_SAMPLE_ROWS)]
-    return float(sample.sum()) / sample.numel() if sample.numel() else 0.0
+    return float(sample.detach().sum()) / sample.numel() if sample.numel() else 0.0
 
 
 def _check_events_flag(events) -> None:
