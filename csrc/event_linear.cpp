@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "lif.h"
 #include "neuron_glue.h"
 #include "op_library.h"
 
@@ -166,35 +167,81 @@ at::Tensor bits_to_spikes(const at::Tensor& packed_in, int64_t n, at::ScalarType
   return spikes;
 }
 
-at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t_in,
-                        const std::optional<at::Tensor>& bias_in, const EventKernels& kernels) {
-  constexpr const char* op = "snnfast.event_linear";
+namespace {
+
+// event_linear's arguments, checked: weight_t [in, out] and bias (undefined: none) contiguous.
+struct LinearArgs {
+  at::Tensor weight_t, bias;
+};
+
+LinearArgs linear_args(const char* op, const at::Tensor& offsets, const at::Tensor& indices,
+                       const at::Tensor& weight_t_in, const std::optional<at::Tensor>& bias_in,
+                       const EventKernels& kernels) {
   TORCH_CHECK(weight_t_in.dim() == 2, op, ": weight_t must be [in_features, out_features] (the weight "
               "transposed), got shape ", weight_t_in.sizes());
   check_float(op, "weight_t", weight_t_in);
   const int64_t in = weight_t_in.size(0), out = weight_t_in.size(1);
   check_events(op, offsets, indices, in, weight_t_in);
-  at::Tensor bias;
+  LinearArgs args;
   if (bias_in.has_value()) {
     TORCH_CHECK(bias_in->dim() == 1 && bias_in->size(0) == out, op, ": bias must be [", out,
                 "] (out_features), got shape ", bias_in->sizes());
     TORCH_CHECK(bias_in->scalar_type() == weight_t_in.scalar_type() && bias_in->device() == weight_t_in.device(),
                 op, ": bias must have weight_t's dtype and device (", weight_t_in.scalar_type(), " on ",
                 weight_t_in.device(), "), got ", bias_in->scalar_type(), " on ", bias_in->device());
-    bias = bias_in->contiguous();
+    args.bias = bias_in->contiguous();
   }
   const at::DeviceGuard device_guard(weight_t_in.device());
-  at::Tensor weight_t = weight_t_in;
-  if (!weight_t.is_contiguous() && weight_t.t().is_contiguous() && kernels.transpose != nullptr) {
-    weight_t = at::empty({in, out}, weight_t_in.options());
-    kernels.transpose(weight_t_in.t(), weight_t);
+  if (!weight_t_in.is_contiguous() && weight_t_in.t().is_contiguous() && kernels.transpose != nullptr) {
+    args.weight_t = at::empty({in, out}, weight_t_in.options());
+    kernels.transpose(weight_t_in.t(), args.weight_t);
   } else {
-    weight_t = weight_t.contiguous();
+    args.weight_t = weight_t_in.contiguous();
   }
+  return args;
+}
+
+}  // namespace
+
+at::Tensor event_linear(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t_in,
+                        const std::optional<at::Tensor>& bias_in, const EventKernels& kernels) {
+  const LinearArgs args = linear_args("snnfast.event_linear", offsets, indices, weight_t_in, bias_in, kernels);
+  const at::DeviceGuard device_guard(weight_t_in.device());
   const int64_t M = offsets.size(0) - 1;
-  at::Tensor y = new_output({M, out}, weight_t.options());
-  if (M * out > 0) kernels.linear(offsets.contiguous(), indices.contiguous(), weight_t, bias, y);
+  at::Tensor y = new_output({M, args.weight_t.size(1)}, args.weight_t.options());
+  if (y.numel() > 0) kernels.linear(offsets.contiguous(), indices.contiguous(), args.weight_t, args.bias, y);
   return y;
+}
+
+LIFEventsResult event_linear_lif(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                                 const std::optional<at::Tensor>& bias, int64_t T, int64_t B,
+                                 const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
+                                 const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
+                                 bool detach_reset, const std::string& surrogate, double surrogate_param,
+                                 bool save_membrane, LIFKernel kernel, const EventKernels& event_kernels,
+                                 bool kernel_takes_events) {
+  constexpr const char* op = "snnfast.event_linear_lif";
+  TORCH_CHECK(T >= 0 && B >= 0 && offsets.dim() == 1 && offsets.size(0) == T * B + 1, op,
+              ": offsets must have T x B + 1 = ", T * B + 1, " values (T = ", T, " steps of B = ", B,
+              " samples), got shape ", offsets.sizes());
+  SpikeEvents events;
+  if (!kernel_takes_events) {
+    const at::Tensor x = event_linear(offsets, indices, weight_t, bias, event_kernels);
+    const auto [spikes, membrane, u_last] =
+        lif_forward(x.view({T, B, x.size(1)}), beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
+                    surrogate_param, save_membrane, kernel, &events, &event_kernels);
+    return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
+            events.indices};
+  }
+  const LinearArgs args = linear_args(op, offsets, indices, weight_t, bias, event_kernels);
+  const EventCurrent current{offsets.contiguous(), indices.contiguous(), args.weight_t, args.bias};
+  // The current's shape and dtype, with no values behind it.
+  const at::Tensor shape = at::empty({1, 1, 1}, args.weight_t.options()).expand({T, B, args.weight_t.size(1)});
+  const auto [spikes, membrane, u_last] =
+      lif_forward(shape, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param,
+                  save_membrane, kernel, &events, nullptr, &current);
+  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
+          events.indices};
 }
 
 at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,
@@ -225,6 +272,12 @@ SNNFAST_LIBRARY_FRAGMENT(m) {
   // y [rows, out] = S W^T + b over the events; weight_t = W^T [in, out].
   // Pass weight_t as the view weight.t(): the op transposes it faster than contiguous() does.
   m.def("event_linear(Tensor offsets, Tensor indices, Tensor weight_t, Tensor? bias) -> Tensor");
+  // lif_events (csrc/lif.cpp) of event_linear's current viewed as [T, B, out] (csrc/lif.h).
+  m.def(
+      "event_linear_lif(Tensor offsets, Tensor indices, Tensor weight_t, Tensor? bias, int T, int B, "
+      "Tensor beta, Tensor alpha, Tensor threshold, Tensor? u0, str reset, float v_reset, bool detach_reset, "
+      "str surrogate, float surrogate_param, bool save_membrane) -> "
+      "(Tensor spikes, Tensor membrane, Tensor u_last, Tensor offsets, Tensor indices)");
   // grad of weight_t [in_features, out] = S^T grad_y over the events.
   m.def("event_linear_weight_grad(Tensor offsets, Tensor indices, Tensor grad_y, int in_features) -> Tensor");
 }

@@ -78,6 +78,8 @@ struct EventKernels {
 // The CUDA device's kernels (csrc/cuda/event_linear_kernel.cu; the emulated device's in its
 // own build), also for the events of the LIF op there (lif_events_with, csrc/lif.h).
 extern const EventKernels cuda_event_kernels;
+// The CPU's (csrc/cpu/event_linear_kernel.cpp), for the fused event_linear_lif there.
+extern const EventKernels cpu_event_kernels;
 
 std::tuple<at::Tensor, at::Tensor> spikes_to_events(const at::Tensor& spikes, bool check_binary,
                                                     const EventKernels& kernels);

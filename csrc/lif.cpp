@@ -12,13 +12,15 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
                              const std::optional<at::Tensor>& u0, const std::string& reset,
                              double v_reset, bool detach_reset, const std::string& surrogate,
                              double surrogate_param, bool save_membrane, LIFKernel kernel,
-                             SpikeEvents* events, const EventKernels* event_kernels) {
-  const char* op = events != nullptr ? "snnfast.lif_events"
-                                     : (save_membrane ? "snnfast.lif" : "snnfast.lif_inference");
+                             SpikeEvents* events, const EventKernels* event_kernels,
+                             const EventCurrent* current) {
+  const char* op = current != nullptr ? "snnfast.event_linear_lif"
+                   : events != nullptr ? "snnfast.lif_events"
+                                       : (save_membrane ? "snnfast.lif" : "snnfast.lif_inference");
   check_input(op, x_in, SequenceShape::TBF);
   // A device kernel launches on the current device and stream: make them x's.
   const at::DeviceGuard device_guard(x_in.device());
-  const at::Tensor x = x_in.contiguous();
+  const at::Tensor x = current != nullptr ? x_in : x_in.contiguous();  // a shape only: not copied
   const Neuron neuron = neuron_args(op, x, beta, alpha, threshold, u0, reset, v_reset,
                                     detach_reset, surrogate, surrogate_param);
   const auto acc_options = x.options().dtype(acc_type(x.scalar_type()));
@@ -27,7 +29,13 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
   at::Tensor u_last = new_output(x.sizes().slice(1), acc_options);
 
   LIFParams p;
-  set_params_fwd(p, neuron, x, x, spikes, membrane, u_last);
+  set_params_fwd(p, neuron, x, current != nullptr ? at::Tensor() : x, spikes, membrane, u_last);
+  if (current != nullptr) {
+    p.current_offsets = current->offsets.data_ptr<int64_t>();
+    p.current_indices = current->indices.data_ptr<int32_t>();
+    p.weight_t = current->weight_t.data_ptr();
+    p.bias = ptr(current->bias);
+  }
   if (events != nullptr && event_kernels == nullptr) {
     events->offsets = new_index_output({p.T * p.B + 1}, x.options().dtype(at::kLong));
     p.events = events;

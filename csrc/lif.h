@@ -28,6 +28,12 @@ struct SpikeEvents {
 
 struct EventKernels;  // csrc/event_linear.h
 
+// The input current as events (LIFParams::current_offsets): event_linear's inputs, checked,
+// weight_t [in, N] and bias contiguous (bias undefined: none).
+struct EventCurrent {
+  at::Tensor offsets, indices, weight_t, bias;
+};
+
 using LIFForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using LIFInferenceResult = std::tuple<at::Tensor, at::Tensor>;
 using LIFEventsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
@@ -38,7 +44,10 @@ LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const 
                              const std::string& reset, double v_reset, bool detach_reset,
                              const std::string& surrogate, double surrogate_param,
                              bool save_membrane, LIFKernel kernel, SpikeEvents* events = nullptr,
-                             const EventKernels* event_kernels = nullptr);
+                             const EventKernels* event_kernels = nullptr,
+                             const EventCurrent* current = nullptr);
+// Where current is given, x only gives the shape [T, B, N] and dtype of the current (its
+// values are not read) and the kernel computes each step's current from the events.
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes,
                                const std::optional<at::Tensor>& grad_membrane,
@@ -94,6 +103,32 @@ LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, con
                   std::string(surrogate), surrogate_param, save_membrane, kernel, &events, event_kernels);
   return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
           events.indices};
+}
+
+// lif_events of the current event_linear(offsets, indices, weight_t, bias) viewed as
+// [T, B, out]: the forward of snnfast.nn.LinearLIF on events. Where kernel_takes_events the LIF
+// kernel computes each step's current from the events itself (the CPU's, LIFParams::
+// current_offsets): the current never goes to memory, which saves a write and a read of
+// [T, B, out] beside the kernel's one write of the spikes. Otherwise the glue runs the device's
+// event_linear, then lif_events with its event kernels (csrc/event_linear.cpp).
+LIFEventsResult event_linear_lif(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
+                                 const std::optional<at::Tensor>& bias, int64_t T, int64_t B,
+                                 const at::Tensor& beta, const at::Tensor& alpha, const at::Tensor& threshold,
+                                 const std::optional<at::Tensor>& u0, const std::string& reset, double v_reset,
+                                 bool detach_reset, const std::string& surrogate, double surrogate_param,
+                                 bool save_membrane, LIFKernel kernel, const EventKernels& event_kernels,
+                                 bool kernel_takes_events);
+
+template <LIFKernel kernel, const EventKernels* event_kernels, bool kernel_takes_events>
+LIFEventsResult event_linear_lif_with(const at::Tensor& offsets, const at::Tensor& indices,
+                                      const at::Tensor& weight_t, const std::optional<at::Tensor>& bias, int64_t T,
+                                      int64_t B, const at::Tensor& beta, const at::Tensor& alpha,
+                                      const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
+                                      c10::string_view reset, double v_reset, bool detach_reset,
+                                      c10::string_view surrogate, double surrogate_param, bool save_membrane) {
+  return event_linear_lif(offsets, indices, weight_t, bias, T, B, beta, alpha, threshold, u0, std::string(reset),
+                          v_reset, detach_reset, std::string(surrogate), surrogate_param, save_membrane, kernel,
+                          *event_kernels, kernel_takes_events);
 }
 
 template <LIFKernel kernel>

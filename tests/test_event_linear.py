@@ -399,6 +399,72 @@ def test_lif_events_opcheck(kernels):
                                   test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
+# --- the fused LinearLIF forward (event_linear_lif) ------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("save_membrane", [True, False])
+@pytest.mark.parametrize("params", ["neuron_u0", "scalar_no_u0"])
+# out > 256 (a sample over several of the CPU kernel's blocks), out not dividing 256 (blocks
+# ending within a sample), under the 64 features of a register tile, no bias, and the empty
+# cases (T = 0, B = 0, no events at all).
+@pytest.mark.parametrize("T, B, n_in, n_out, rate, bias", [(12, 3, 700, 300, 0.05, True), (9, 5, 40, 20, 0.2, True),
+                                                           (6, 2, 33, 70, 0.3, False), (4, 3, 10, 1, 0.5, True),
+                                                           (0, 2, 5, 4, 0.5, True), (3, 0, 5, 4, 0.5, True),
+                                                           (5, 2, 8, 6, 0.0, True)])
+def test_event_linear_lif_equals_linear_then_lif(kernels, dtype, save_membrane, params, T, B, n_in, n_out, rate, bias):
+    """event_linear_lif against the reference LIF of F.linear; and bit for bit against
+    event_linear then lif_events, the two ops it fuses (one summation order)."""
+    spikes = random_spikes((T, B, n_in), rate, T + B + n_in, dtype)
+    weight, b = make_layer(n_in, n_out, dtype, n_out, bias)
+    gen = torch.Generator().manual_seed(n_out)
+    if params == "neuron_u0":
+        beta = 0.3 + 0.6 * torch.rand(n_out, generator=gen, dtype=dtype)
+        u0 = torch.randn(B, n_out, generator=gen, dtype=dtype)
+    else:
+        beta, u0 = torch.tensor(0.7, dtype=torch.float64), None
+    neuron = (beta, torch.tensor(0.8, dtype=dtype), torch.tensor(1.0, dtype=dtype), u0, *LIF_OPTIONS["hard"])
+    neuron = tuple(on(kernels, a) if torch.is_tensor(a) else a for a in neuron)
+    w, bb = on(kernels, weight), (on(kernels, b) if bias else None)
+    with context(kernels):
+        events = to_events(on(kernels, spikes))
+        fused = torch.ops.snnfast.event_linear_lif(events.offsets, events.indices, w.t(), bb, T, B, *neuron,
+                                                   save_membrane)
+        current = torch.ops.snnfast.event_linear(events.offsets, events.indices, w.t(), bb).view(T, B, n_out)
+        two_ops = torch.ops.snnfast.lif_events(current, *neuron, save_membrane)
+    for got, want in zip(fused, two_ops):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    ref_spikes, ref_u_last, ref_membrane = snnfast.reference.lif(
+        F.linear(spikes, weight, b), beta, alpha=neuron[1].cpu(), threshold=neuron[2].cpu(), u0=u0, reset="hard",
+        surrogate="sigmoid", return_state=True, return_membrane=True)
+    out_spikes, membrane, u_last, offsets, indices = (t.cpu() for t in fused)
+    rtol, atol = TOLERANCE[dtype]
+    if dtype == torch.float64:  # float32 spikes may flip where the current's rounding differs
+        assert torch.equal(out_spikes, ref_spikes)
+        torch.testing.assert_close(u_last, ref_u_last, rtol=rtol, atol=atol)
+        if save_membrane:
+            torch.testing.assert_close(membrane, ref_membrane, rtol=rtol, atol=atol)
+    assert membrane.numel() == (out_spikes.numel() if save_membrane else 0)
+    want_offsets, want_indices = expected_events(out_spikes)
+    assert torch.equal(offsets, want_offsets) and torch.equal(indices, want_indices)
+
+
+def test_event_linear_lif_errors_and_opcheck(kernels):
+    spikes = on(kernels, random_spikes((6, 3, 20), 0.3, 16))
+    weight, bias = (on(kernels, t) for t in make_layer(20, 9, torch.float32, 17))
+    neuron = (torch.tensor(0.5), torch.tensor(1.0), torch.tensor(1.0), None, *LIF_OPTIONS["hard"])
+    with context(kernels):
+        events = to_events(spikes)
+        with pytest.raises(RuntimeError, match="offsets must have T x B \\+ 1 = 16 values"):
+            torch.ops.snnfast.event_linear_lif(events.offsets, events.indices, weight.t(), bias, 5, 3, *neuron, True)
+        with pytest.raises(RuntimeError, match="indices must lie in \\[0, 10\\)"):
+            torch.ops.snnfast.event_linear_lif(events.offsets, events.indices, weight[:, :10].t(), bias, 6, 3,
+                                               *neuron, True)
+        for save_membrane in (True, False):
+            torch.library.opcheck(torch.ops.snnfast.event_linear_lif.default,
+                                  (events.offsets, events.indices, weight.t(), bias, 6, 3, *neuron, save_membrane),
+                                  test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
 # --- LinearLIF -> LinearLIF on the events the first one emits ------------------------------
 
 def _two_layers(events, dtype, sizes=(60, 300, 7)):

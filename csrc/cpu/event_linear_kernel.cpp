@@ -11,10 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
+#include "cpu/event_rows.h"
 #include "cpu/spike_scan.h"
 
 #include "event_linear.h"
@@ -125,81 +122,19 @@ at::Tensor convert_cpu(const at::Tensor& spikes, SpikeBits bits, at::Tensor& off
   return indices;
 }
 
-// Adds the weight rows of the events k0 .. k1 (w: their tile of features o0 ..) to row[0 .. len).
-template <typename T>
-inline void gather_add(const T* __restrict w, int64_t out, const int32_t* idx, int64_t k0, int64_t k1,
-                       T* __restrict row, int64_t len) {
-  for (int64_t k = k0; k < k1; ++k) {
-    const T* __restrict wr = w + static_cast<int64_t>(idx[k]) * out;
-    for (int64_t o = 0; o < len; ++o) row[o] += wr[o];
-  }
-}
-
-#if defined(__AVX2__)
-// A register tile: the sums of kVectors vectors of output features stay in registers over
-// all the events of a row, stored once (the loop above loads and stores the row at every
-// event: 1.45x slower, 700 -> 256 float32 features at 3 %, this project's benchmark machine).
-constexpr int kVectors = 8;
-
-template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  using V = __m256;
-  static constexpr int64_t kWidth = 8;
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-};
-template <>
-struct Lanes<double> {
-  using V = __m256d;
-  static constexpr int64_t kWidth = 4;
-  static V load(const double* p) { return _mm256_loadu_pd(p); }
-  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-};
-
-// row[0 .. kVectors * kWidth) = its current values + the weight rows of events k0 .. k1.
-template <typename T>
-inline void gather_add_tile(const T* w, int64_t out, const int32_t* idx, int64_t k0, int64_t k1, T* row) {
-  using L = Lanes<T>;
-  typename L::V acc[kVectors];
-  for (int v = 0; v < kVectors; ++v) acc[v] = L::load(row + v * L::kWidth);
-  for (int64_t k = k0; k < k1; ++k) {
-    const T* wr = w + static_cast<int64_t>(idx[k]) * out;
-    for (int v = 0; v < kVectors; ++v) acc[v] = L::add(acc[v], L::load(wr + v * L::kWidth));
-  }
-  for (int v = 0; v < kVectors; ++v) L::store(row + v * L::kWidth, acc[v]);
-}
-#endif
-
+// One row per iteration: bias plus the weight rows of its active inputs in ascending order
+// (event_rows.h; the CUDA kernel adds in the same order, so both give the same bits).
 template <typename T>
 void linear_rows(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
                  const at::Tensor& bias, at::Tensor& y) {
   const int64_t M = y.size(0), out = y.size(1);
   const int64_t* off = offsets.data_ptr<int64_t>();
   const int32_t* idx = indices.data_ptr<int32_t>();
-  const T* __restrict__ w = weight_t.data_ptr<T>();
-  const T* __restrict__ b = bias.defined() ? bias.data_ptr<T>() : nullptr;
-  T* __restrict__ yp = y.data_ptr<T>();
+  const T* w = weight_t.data_ptr<T>();
+  const T* b = bias.defined() ? bias.data_ptr<T>() : nullptr;
+  T* yp = y.data_ptr<T>();
 #pragma omp parallel for schedule(static)
-  for (int64_t m = 0; m < M; ++m) {
-    T* __restrict__ row = yp + m * out;
-    if (b != nullptr) {
-      std::memcpy(row, b, out * sizeof(T));
-    } else {
-      std::fill(row, row + out, T(0));
-    }
-    // bias, then the weight rows of the active inputs in ascending order: the CUDA kernel
-    // adds in the same order, so both give the same bits.
-    int64_t o0 = 0;
-#if defined(__AVX2__)
-    constexpr int64_t kTile = kVectors * Lanes<T>::kWidth;
-    for (; o0 + kTile <= out; o0 += kTile) gather_add_tile(w + o0, out, idx, off[m], off[m + 1], row + o0);
-#endif
-    gather_add(w + o0, out, idx, off[m], off[m + 1], row + o0, out - o0);
-  }
+  for (int64_t m = 0; m < M; ++m) event_row(w, out, b, idx, off[m], off[m + 1], yp + m * out, out);
 }
 
 void linear_cpu(const at::Tensor& offsets, const at::Tensor& indices, const at::Tensor& weight_t,
@@ -285,8 +220,9 @@ void transpose_cpu(const at::Tensor& weight, at::Tensor& weight_t) {
 constexpr EventKernels kCPUEventKernels{nullptr,    nullptr,    convert_cpu,     pack_cpu,
                                         unpack_cpu, linear_cpu, weight_grad_cpu, transpose_cpu};
 
-
 }  // namespace
+
+const EventKernels cpu_event_kernels = kCPUEventKernels;
 
 TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
   m.impl("spikes_to_events", TORCH_FN(spikes_to_events_with<&kCPUEventKernels>));

@@ -11,12 +11,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
+#include "cpu/event_rows.h"
 #include "cpu/neuron_rows.h"
 #include "cpu/spike_scan.h"
 #include "event_linear.h"
@@ -179,6 +181,24 @@ void assemble(const LIFParams& p, std::vector<BlockEvents>& blocks) {
   });
 }
 
+// The input current of step t of a block from events (LIFParams::current_offsets): for
+// each piece of the block (its part of one sample b), event_linear's sum of the row t * B + b
+// over the piece's neurons.
+template <typename scalar_t>
+void event_current(const LIFParams& p, int64_t m0, int64_t len, int64_t t, scalar_t* current) {
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+    const scalar_t* w = static_cast<const scalar_t*>(p.weight_t);
+    const scalar_t* bias = static_cast<const scalar_t*>(p.bias);
+    for (int64_t j = 0; j < len;) {
+      const int64_t b = (m0 + j) / p.N, n = (m0 + j) % p.N, run = std::min(len - j, p.N - n);
+      const int64_t r = t * p.B + b;
+      event_row(w + n, p.N, bias != nullptr ? bias + n : nullptr, p.current_indices, p.current_offsets[r],
+                p.current_offsets[r + 1], current + j, run);
+      j += run;
+    }
+  }
+}
+
 template <typename scalar_t, Reset R>
 void forward(const LIFParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -200,12 +220,17 @@ void forward(const LIFParams& p) {
       // Room for a 1/16 spike rate before the list first grows.
       e->list.resize(std::max<int64_t>(kMaskBlock, p.T * len / 16));
     }
+    scalar_t current[kRow];  // a step's input current, where it comes as events
     for (int64_t t = 0; t < p.T; ++t) {
       const int64_t row = t * M + m0;
-      if (t + kPrefetchSteps < p.T)
-        prefetch_row<0>(static_cast<const scalar_t*>(p.x) + row + kPrefetchSteps * M, len);
-      forward_row<scalar_t, acc_t, R>(len, static_cast<const scalar_t*>(p.x) + row, spikes,
-                                      membrane, u, np.beta, np.alpha, np.threshold, v_reset);
+      const scalar_t* x = current;
+      if (p.current_offsets != nullptr) {
+        event_current(p, m0, len, t, current);
+      } else {
+        x = static_cast<const scalar_t*>(p.x) + row;
+        if (t + kPrefetchSteps < p.T) prefetch_row<0>(x + kPrefetchSteps * M, len);
+      }
+      forward_row<scalar_t, acc_t, R>(len, x, spikes, membrane, u, np.beta, np.alpha, np.threshold, v_reset);
       stream_row(static_cast<scalar_t*>(p.spikes) + row, spikes, len, streaming);
       if (p.membrane) stream_row(static_cast<acc_t*>(p.membrane) + row, membrane, len, streaming);
       if (e != nullptr) emit_events(p, m0, len, t, spikes, *e);
@@ -336,6 +361,8 @@ TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
   m.impl("lif_inference", TORCH_FN(lif_inference_with<lif_forward_cpu>));
   m.impl("lif_backward", TORCH_FN(lif_backward_with<lif_backward_cpu>));
   m.impl("lif_events", TORCH_FN(lif_events_with<lif_forward_cpu>));
+  // The kernel computes the current from the events itself (LIFParams::current_offsets).
+  m.impl("event_linear_lif", TORCH_FN((event_linear_lif_with<lif_forward_cpu, &cpu_event_kernels, true>)));
 }
 
 }  // namespace snnfast

@@ -5,8 +5,10 @@ W s + b where the backward pass needs it.
 Below a crossover spike rate (EVENT_CROSSOVER, measured in docs/benchmarks.md#event-linear)
 the input current is computed on the input's events instead (snnfast.event_linear: the work
 follows the spikes that fired) and the events replace the bits as the saved form of the input.
-A layer on events also has its LIF kernel emit its output spikes as events from its own pass
-(torch.ops.snnfast.lif_events, on the CPU and CUDA): the output spikes carry them
+A layer on events runs one op for the current and the neurons (torch.ops.snnfast.
+event_linear_lif: on the CPU the LIF kernel computes each step's current from the events, so
+the current never goes to memory), whose LIF kernel also emits its output spikes as events
+from its own pass (on the CPU; CUDA converts them after): the output spikes carry them
 (snnfast.ops.event_linear.attached_events), and a next LinearLIF (or event_linear) takes
 them instead of converting the dense spikes again.
 
@@ -78,8 +80,8 @@ class _LinearLIF(torch.autograd.Function):
         state_shape = (B, weight.shape[0])
         offsets_out = indices_out = None
         if segment is None and emit_events:
-            spikes, kept, u_last, offsets_out, indices_out = torch.ops.snnfast.lif_events(
-                current(0, T), beta, alpha, threshold, u0, *options, True)
+            spikes, kept, u_last, offsets_out, indices_out = torch.ops.snnfast.event_linear_lif(
+                events.offsets, events.indices, weight.t(), bias, T, B, beta, alpha, threshold, u0, *options, True)
             ctx.mark_non_differentiable(offsets_out, indices_out)
         elif segment is None:
             spikes, membrane, u_last = call.forward(current(0, T), u0)
@@ -203,15 +205,16 @@ def _linear_lif_inference(spikes_in, weight, bias, beta, alpha, threshold, u0, o
     trace, exactly nn.Linear + snnfast.lif. Nothing is saved, so the input is neither packed
     as bits nor, on the dense path, checked (it is checked where it becomes events)."""
     T, B, _ = spikes_in.shape
+    if emit_events:
+        events = _input_events(spikes_in, check_binary)
+        spikes, _, u_last, offsets, indices = torch.ops.snnfast.event_linear_lif(
+            events.offsets, events.indices, weight.t(), bias, T, B, beta, alpha, threshold, u0, *options, False)
+        return spikes, u_last, offsets, indices
     if use_events:
         events = _input_events(spikes_in, check_binary)
         current = _event_current(events.offsets, events.indices, weight, bias, B)(0, T)
     else:
         current = F.linear(spikes_in, weight, bias)
-    if emit_events:
-        spikes, _, u_last, offsets, indices = torch.ops.snnfast.lif_events(
-            current, beta, alpha, threshold, u0, *options, False)
-        return spikes, u_last, offsets, indices
     spikes, u_last = torch.ops.snnfast.lif_inference(current, beta, alpha, threshold, u0, *options)
     return spikes, u_last, None, None
 

@@ -57,6 +57,15 @@ struct LIFParams {
   // Only the CPU kernel emits them; on CUDA the glue converts the spikes the kernel wrote
   // (lif_events_with in csrc/lif.h says why), and this stays null.
   void* events = nullptr;
+  // The input current as events instead of x (the fused event_linear_lif op, on the CPU):
+  // x_t[b, n] = bias[n] + the sum over the events k of row r = t * B + b, ascending, of
+  // weight_t[current_indices[k] * N + n], k in [current_offsets[r], current_offsets[r + 1]),
+  // the sum of the event_linear op in its order. weight_t and bias (null: none) are in the
+  // input dtype; x is then null.
+  const int64_t* current_offsets = nullptr;
+  const int32_t* current_indices = nullptr;
+  const void* weight_t = nullptr;
+  const void* bias = nullptr;
 
   // Backward. grad_membrane and grad_u_last may be null (no gradient reached them): the CPU
   // kernels read a row of zeros in place of a missing row, the CUDA kernels a 0 (a null check
