@@ -297,17 +297,17 @@ std::vector<T> poisoned_bytes(size_t n) {  // 0xFF bytes: -1 in an index, 255 in
 }
 
 // Spikes [M, N] with the rows the kernels must get right: row 0 silent, row 1 all spikes, the
-// last row silent, the others at random (a third of them spikes, some zeros -0.0); with
-// `non_binary`, a 0.5 (2 in uint8) in every other row, and row 2 all 0.5 (rates): every lane of
-// its warp and warps of its block then flag at once, which was a data race that TSan saw
-// before the kernels set the flag with an atomic.
+// last row silent (where there are more rows than those), the others at random (a third of
+// them spikes, some zeros -0.0); with `non_binary`, a 0.5 (2 in uint8) in every other row, and
+// row 2 all 0.5 (rates): every lane of its warp and warps of its block then flag at once,
+// which was a data race that TSan saw before the kernels set the flag with an atomic.
 template <typename S>
 std::vector<S> event_spikes(int64_t M, int64_t N, bool non_binary) {
   std::bernoulli_distribution fires(0.3), negative(0.2);
   std::vector<S> s(M * N);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
-      const bool silent = m == 0 || (m == M - 1 && M > 2);
+      const bool silent = (m == 0 && M > 1) || (m == M - 1 && M > 2);  // one row: at random
       const bool spike = m == 1 || (!silent && fires(rng));
       s[m * N + n] = spike ? S(1) : (!std::is_integral_v<S> && negative(rng)) ? S(-0.0f) : S(0);
     }
