@@ -59,7 +59,10 @@ __global__ void __launch_bounds__(kWarp * kRowsPerBlock)
     count += __popc(__ballot_sync(kFullWarp, nonzero));
   }
   if (lane == 0) counts[m] = count;
-  if (bad) *not_binary = 1;  // every writer stores the same value: no atomic needed
+  // Lanes of every warp and block may find a value at once, and plain stores of even the same
+  // value from several threads are a data race (undefined in CUDA's memory model as in C++'s):
+  // one atomic per warp, after a vote, so that a tensor of rates does not serialise on it.
+  if (__ballot_sync(kFullWarp, bad) != 0 && lane == 0) atomicExch(not_binary, 1);
 }
 
 template <typename U>
@@ -97,7 +100,7 @@ __global__ void __launch_bounds__(kConvertThreads)
     byte |= static_cast<unsigned>(nonzero) << j;
   }
   packed[i] = static_cast<uint8_t>(byte);  // the padding bits stay 0
-  if (bad) *not_binary = 1;
+  if (bad) atomicExch(not_binary, 1);  // atomic: other threads may set it at once (count_kernel)
 }
 
 // One thread per spike: coalesced writes; the 8 threads of a byte read the same address.

@@ -13,8 +13,8 @@
 // Warp votes: __ballot_sync over a whole warp, in a kernel launched with Sync::Warp (or
 // Sync::Block), whose threads then run as std::threads too; the lanes of each warp meet at a
 // barrier of their own at every vote, as on a GPU. A vote whose mask is not every lane of
-// the warp, or names a lane that has returned (undefined on a GPU), aborts. No shuffles and
-// no atomics.
+// the warp, or names a lane that has returned (undefined on a GPU), aborts. No shuffles; of
+// the atomics, atomicExch on an int (a sequentially consistent exchange).
 #pragma once
 
 #include <atomic>
@@ -40,6 +40,7 @@
 #define __syncthreads() ::snnfast::emulated::syncthreads()
 #define __ballot_sync(mask, predicate) ::snnfast::emulated::ballot_sync(mask, predicate)
 #define __popc(v) ::snnfast::emulated::popc(v)
+#define atomicExch(address, value) ::snnfast::emulated::atomic_exch(address, value)
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
@@ -105,6 +106,8 @@ inline unsigned ballot_sync(unsigned mask, bool predicate) {
 }
 
 inline int popc(unsigned v) { return __builtin_popcount(v); }
+
+inline int atomic_exch(int* address, int value) { return std::atomic_ref<int>(*address).exchange(value); }
 
 inline void syncthreads() {
   if (block_barrier == nullptr) fail("__syncthreads() in a kernel launched with Sync::None");
