@@ -40,11 +40,13 @@ at::Tensor convert_rows(const at::Tensor& spikes, SpikeBits bits, at::Tensor& of
     list.resize(std::max<int64_t>(kMaskBlock, (M / chunks) * N / 16));
     int64_t size = 0;
     uint32_t bad = 0;
-    for (int64_t m = M * c / chunks; m < M * (c + 1) / chunks; ++m) {
+    // The bounds in locals: written in the loop's condition, they were divided again at every
+    // row (the compiler cannot tell that the stores to the offsets leave them alone).
+    const int64_t m_begin = M * c / chunks, m_end = M * (c + 1) / chunks;
+    for (int64_t m = m_begin; m < m_end; ++m) {
       const U* row = s + m * N;
       for (int64_t n0 = 0; n0 < N; n0 += kMaskBlock) {
         const uint32_t mask = nonzero_mask(row + n0, std::min(kMaskBlock, N - n0), zero_mask, one, bad);
-        if (mask == 0) continue;
         if (static_cast<int64_t>(list.size()) < size + kMaskBlock) list.resize(2 * list.size());
         size += write_set_bits(mask, static_cast<int32_t>(n0), list.data() + size);
       }
@@ -60,7 +62,8 @@ at::Tensor convert_rows(const at::Tensor& spikes, SpikeBits bits, at::Tensor& of
   int32_t* idx = indices.data_ptr<int32_t>();
 #pragma omp parallel for schedule(static, 1)
   for (int64_t c = 0; c < chunks; ++c) {
-    for (int64_t m = M * c / chunks; m < M * (c + 1) / chunks; ++m) off[m + 1] += starts[c];
+    const int64_t m_begin = M * c / chunks, m_end = M * (c + 1) / chunks, before = starts[c];
+    for (int64_t m = m_begin; m < m_end; ++m) off[m + 1] += before;
     std::copy_n(lists[c].data(), starts[c + 1] - starts[c], idx + starts[c]);
   }
   return indices;

@@ -137,7 +137,6 @@ void emit_events(const LIFParams& p, int64_t m0, int64_t len, int64_t t, const s
     for (int64_t j0 = j; j0 < end; j0 += kMaskBlock) {
       const uint32_t mask = nonzero_mask</*kCheckOne=*/false>(bits + j0, std::min(kMaskBlock, end - j0),
                                                              static_cast<U>(~U(0)), U(0), not_binary);
-      if (mask == 0) continue;
       if (static_cast<int64_t>(e.list.size()) < e.size + kMaskBlock) e.list.resize(2 * e.list.size());
       e.size += write_set_bits(mask, n_at_j + static_cast<int32_t>(j0 - j), e.list.data() + e.size);
     }
