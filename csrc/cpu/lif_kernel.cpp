@@ -203,7 +203,9 @@ void forward(const LIFParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t M = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
-  const bool streaming = p.T * M * static_cast<int64_t>(sizeof(acc_t)) > kStreamingBytes;
+  // Where the kernel emits events, the next layer reads those, not the dense outputs: they go
+  // around the cache whatever their size.
+  const bool streaming = p.events != nullptr || p.T * M * static_cast<int64_t>(sizeof(acc_t)) > kStreamingBytes;
   std::vector<BlockEvents> events(p.events != nullptr ? (M + kRow - 1) / kRow : 0);
   for_each_block(p, [&](int64_t m0, int64_t len) {
     const RowParams<acc_t> np(p, m0, len);
