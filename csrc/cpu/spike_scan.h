@@ -32,8 +32,8 @@ using BitsOf = std::conditional_t<
 // 0 and 1). Without it (spikes a LIF kernel has just written, which are 0 or 1) the compare
 // with `one` is skipped: it is half the work of a block.
 //
-// Always inlined (it is called once per 32 elements, and a call's frame cost as much as the
-// compares); the last, partial block of a row goes to partial_mask instead.
+// Always inlined: it is called once per 32 elements, a few dozen instructions each. The last,
+// partial block of a row goes to partial_mask instead.
 template <bool kCheckOne, typename U>
 uint32_t partial_mask(const U* p, int64_t len, U zero_mask, U one, uint32_t& bad);
 
