@@ -227,21 +227,19 @@ LIFEventsResult event_linear_lif(const at::Tensor& offsets, const at::Tensor& in
   SpikeEvents events;
   if (!kernel_takes_events) {
     const at::Tensor x = event_linear(offsets, indices, weight_t, bias, event_kernels);
-    const auto [spikes, membrane, u_last] =
+    const LIFForwardResult forward =
         lif_forward(x.view({T, B, x.size(1)}), beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
                     surrogate_param, save_membrane, kernel, &events, &event_kernels);
-    return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
-            events.indices};
+    return events_result(forward, save_membrane, events);
   }
   const LinearArgs args = linear_args(op, offsets, indices, weight_t, bias, event_kernels);
   const EventCurrent current{offsets.contiguous(), indices.contiguous(), args.weight_t, args.bias};
   // The current's shape and dtype, with no values behind it.
   const at::Tensor shape = at::empty({1, 1, 1}, args.weight_t.options()).expand({T, B, args.weight_t.size(1)});
-  const auto [spikes, membrane, u_last] =
+  const LIFForwardResult forward =
       lif_forward(shape, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param,
                   save_membrane, kernel, &events, nullptr, &current);
-  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
-          events.indices};
+  return events_result(forward, save_membrane, events);
 }
 
 at::Tensor event_linear_weight_grad(const at::Tensor& offsets, const at::Tensor& indices,

@@ -92,17 +92,24 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
 // neurons of a row are spread over threads and blocks, and emitting ascending indices from
 // the forward kernel would need a scan across blocks at every step; the two extra passes read
 // the spikes in coalesced warp tiles instead (csrc/cuda/event_linear_kernel.cuh).
+// lif_events' outputs from lif_forward's and the events: an empty tensor in place of the
+// membrane trace where it was not saved.
+inline LIFEventsResult events_result(const LIFForwardResult& forward, bool save_membrane, const SpikeEvents& events) {
+  const auto& [spikes, membrane, u_last] = forward;
+  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
+          events.indices};
+}
+
 template <LIFKernel kernel, const EventKernels* event_kernels = nullptr>
 LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                                 const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                                 c10::string_view reset, double v_reset, bool detach_reset,
                                 c10::string_view surrogate, double surrogate_param, bool save_membrane) {
   SpikeEvents events;
-  const auto [spikes, membrane, u_last] =
+  const LIFForwardResult forward =
       lif_forward(x, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
                   std::string(surrogate), surrogate_param, save_membrane, kernel, &events, event_kernels);
-  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
-          events.indices};
+  return events_result(forward, save_membrane, events);
 }
 
 // lif_events of the current event_linear(offsets, indices, weight_t, bias) viewed as
