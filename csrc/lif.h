@@ -39,6 +39,8 @@ using LIFInferenceResult = std::tuple<at::Tensor, at::Tensor>;
 using LIFEventsResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using LIFBackwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
+// Where current is given, x only gives the shape [T, B, N] and dtype of the current (its
+// values are not read) and the kernel computes each step's current from the events.
 LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                              const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
                              const std::string& reset, double v_reset, bool detach_reset,
@@ -46,8 +48,6 @@ LIFForwardResult lif_forward(const at::Tensor& x, const at::Tensor& beta, const 
                              bool save_membrane, LIFKernel kernel, SpikeEvents* events = nullptr,
                              const EventKernels* event_kernels = nullptr,
                              const EventCurrent* current = nullptr);
-// Where current is given, x only gives the shape [T, B, N] and dtype of the current (its
-// values are not read) and the kernel computes each step's current from the events.
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes,
                                const std::optional<at::Tensor>& grad_membrane,
@@ -83,6 +83,14 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
   return {spikes, u_last};
 }
 
+// lif_events' outputs from lif_forward's and the events: an empty tensor in place of the
+// membrane trace where it was not saved.
+inline LIFEventsResult events_result(const LIFForwardResult& forward, bool save_membrane, const SpikeEvents& events) {
+  const auto& [spikes, membrane, u_last] = forward;
+  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
+          events.indices};
+}
+
 // The forward op that also returns the spikes as events (SpikeEvents), with the membrane
 // trace where save_membrane (else an empty tensor in its place). Where event_kernels is null
 // the LIF kernel emits the events from its own pass (the CPU's: its threads own time blocks
@@ -92,14 +100,6 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
 // neurons of a row are spread over threads and blocks, and emitting ascending indices from
 // the forward kernel would need a scan across blocks at every step; the two extra passes read
 // the spikes in coalesced warp tiles instead (csrc/cuda/event_linear_kernel.cuh).
-// lif_events' outputs from lif_forward's and the events: an empty tensor in place of the
-// membrane trace where it was not saved.
-inline LIFEventsResult events_result(const LIFForwardResult& forward, bool save_membrane, const SpikeEvents& events) {
-  const auto& [spikes, membrane, u_last] = forward;
-  return {spikes, save_membrane ? membrane : at::empty({0}, u_last.options()), u_last, events.offsets,
-          events.indices};
-}
-
 template <LIFKernel kernel, const EventKernels* event_kernels = nullptr>
 LIFEventsResult lif_events_with(const at::Tensor& x, const at::Tensor& beta, const at::Tensor& alpha,
                                 const at::Tensor& threshold, const std::optional<at::Tensor>& u0,

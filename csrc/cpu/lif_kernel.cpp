@@ -182,7 +182,8 @@ void assemble(const LIFParams& p, std::vector<BlockEvents>& blocks) {
 
 // The input current of step t of a block from events (LIFParams::current_offsets): for
 // each piece of the block (its part of one sample b), event_linear's sum of the row t * B + b
-// over the piece's neurons.
+// over the piece's neurons. float32 and float64 only, the event kernels' dtypes: the glue
+// checks the weight's (event_linear_lif), so no other dtype comes with events.
 template <typename scalar_t>
 void event_current(const LIFParams& p, int64_t m0, int64_t len, int64_t t, scalar_t* current) {
   if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
