@@ -12,7 +12,8 @@ reset, sigmoid surrogate):
   dense:        nn.Linear + snnfast.lif per layer (the fused op; what the issue compares to)
   linearlif:    snnfast.nn.LinearLIF(events=False) (today's LinearLIF: input saved as bits)
   events:       snnfast.nn.LinearLIF(events=True) (both layers on the events)
-  auto:         snnfast.nn.LinearLIF() (events below EVENT_CROSSOVER, else dense)
+  auto:         snnfast.nn.LinearLIF() (events below EVENT_CROSSOVER in training,
+                EVENT_CROSSOVER_INFERENCE in inference, else dense)
   spikingjelly: layer.Linear + neuron.LIFNode, multi-step, torch backend
 The input is Bernoulli spikes at the rate; the first layer's weights are scaled (calibrated
 once per rate on a short sequence) so that the hidden layer fires at about the same rate.
@@ -43,12 +44,15 @@ sys.path.insert(0, os.path.dirname(HERE))
 import snnfast  # noqa: E402
 from snnfast.utils import benchmark  # noqa: E402
 from snnfast.ops.event_linear import to_events  # noqa: E402
-from snnfast.nn.linear import EVENT_CROSSOVER  # noqa: E402
+from snnfast.nn.linear import EVENT_CROSSOVER, EVENT_CROSSOVER_INFERENCE  # noqa: E402
 
 NETWORKS = {"700-256-20": (700, 256, 20), "2312-512-10": (2312, 512, 10)}
 B = 32
 NEURON = dict(beta=0.5, alpha=0.5, surrogate="sigmoid")
 WAYS = ("dense", "linearlif", "events", "auto", "spikingjelly")
+# The rate below which "auto" takes the events, by mode (snnfast/nn/linear.py).
+AUTO_CROSSOVER = {"inference": ("EVENT_CROSSOVER_INFERENCE", EVENT_CROSSOVER_INFERENCE),
+                  "training": ("EVENT_CROSSOVER", EVENT_CROSSOVER)}
 
 
 def linear_layers(sizes, gain, seed=0):
@@ -268,7 +272,8 @@ def plot(rows, path):
             ax = axes[j][i]
             for way in WAYS:
                 ax.plot([100 * r["rate"] for r in sel], [r[mode][way][1] for r in sel], marker="o", label=way)
-            ax.axvline(100 * EVENT_CROSSOVER, color="grey", linestyle=":", label="EVENT_CROSSOVER")
+            label, rate = AUTO_CROSSOVER[mode]
+            ax.axvline(100 * rate, color="grey", linestyle=":", label=label)
             ax.set_yscale("log")
             ax.set_xlabel("input spike rate (%); hidden calibrated to about the same")
             ax.set_ylabel("ms (median)")

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import snnfast
-from snnfast.ops.event_linear import event_linear, to_events
-from snnfast.nn.linear import EVENT_CROSSOVER, uses_events
+from snnfast.ops.event_linear import attached_events, event_linear, to_events
+from snnfast.nn.linear import EVENT_CROSSOVER, EVENT_CROSSOVER_INFERENCE, uses_events
 from snnfast.utils.memory import SavedTensorBytes
 
 from emulated_cuda import CudaDevice, cuda_devices, launches, prepare
@@ -307,14 +307,31 @@ def test_linear_lif_events_equal_dense(device, dtype, segment, reset, surrogate_
 def test_linear_lif_auto_picks_by_rate():
     weight = torch.zeros(4, 50)
     low = random_spikes((30, 4, 50), EVENT_CROSSOVER / 4, 20)
-    high = random_spikes((30, 4, 50), min(1.0, EVENT_CROSSOVER * 3), 21)
-    assert uses_events(low, weight, "auto") and not uses_events(high, weight, "auto")
-    assert uses_events(high, weight, True) and not uses_events(low, weight, False)
-    assert not uses_events(low.half(), weight.half(), "auto")  # no half event kernel: dense
+    # Between the two crossovers: events in inference only.
+    middle = random_spikes((30, 4, 50), (EVENT_CROSSOVER + EVENT_CROSSOVER_INFERENCE) / 2, 22)
+    high = random_spikes((30, 4, 50), min(1.0, EVENT_CROSSOVER_INFERENCE * 3), 21)
+    for training in (True, False):
+        assert uses_events(low, weight, "auto", training=training)
+        assert not uses_events(high, weight, "auto", training=training)
+        assert uses_events(high, weight, True, training=training)
+        assert not uses_events(low, weight, False, training=training)
+        assert not uses_events(low.half(), weight.half(), "auto", training=training)  # no half kernel: dense
+    assert uses_events(middle, weight, "auto", training=False)
+    assert not uses_events(middle, weight, "auto", training=True)
     with pytest.raises(ValueError, match="events=True needs float32 or float64"):
-        uses_events(low.half(), weight.half(), True)
+        uses_events(low.half(), weight.half(), True, training=True)
     with pytest.raises(ValueError, match='events must be "auto", True or False'):
         snnfast.nn.LinearLIF(50, 4, beta=0.5, events="yes")
+
+
+def test_linear_lif_auto_crossover_follows_autograd():
+    """The layer itself picks the inference crossover where autograd records nothing: its
+    output spikes carry events only where it ran on events."""
+    spikes = random_spikes((20, 3, 40), (EVENT_CROSSOVER + EVENT_CROSSOVER_INFERENCE) / 2, 23)
+    layer = snnfast.nn.LinearLIF(40, 8, beta=0.5)
+    with torch.no_grad():
+        assert attached_events(layer(spikes)) is not None
+    assert attached_events(layer(spikes)) is None  # the weight requires grad: training
 
 
 def test_linear_lif_events_save_events_not_bits():

@@ -2,7 +2,8 @@
 spikes packed as bits (1 bit per spike instead of 4 bytes) and recomputes the input current
 W s + b where the backward pass needs it.
 
-Below a crossover spike rate (EVENT_CROSSOVER, measured in docs/benchmarks.md#event-linear)
+Below a crossover spike rate (EVENT_CROSSOVER in training, EVENT_CROSSOVER_INFERENCE where
+autograd records nothing; measured in docs/benchmarks.md#event-linear)
 the input current is computed on the input's events instead (snnfast.event_linear: the work
 follows the spikes that fired) and the events replace the bits as the saved form of the input.
 A layer on events runs one op for the current and the neurons (torch.ops.snnfast.
@@ -44,10 +45,14 @@ from ..ops import event_linear as events_ops
 _UNPACK_BLOCK = 1 << 20
 
 
-# The input spike rate below which LinearLIF's events="auto" computes on the events: where the
-# event path's forward + backward (conversion included) is as fast as the dense one on this
-# project's benchmark machine (bench/bench_events.py, docs/benchmarks.md#event-linear).
-EVENT_CROSSOVER = 0.15
+# The input spike rates below which LinearLIF's events="auto" computes on the events: where the
+# event path (conversion included) is as fast as the dense one on this project's benchmark
+# machine (2 threads, bench/bench_events.py, docs/benchmarks.md#event-linear), for a training
+# step (where autograd records: forward and backward) and for inference. Training crosses
+# over first: the weight's gradient on the events loses to a GEMM at a lower rate than the
+# forward's gathers do.
+EVENT_CROSSOVER = 0.12
+EVENT_CROSSOVER_INFERENCE = 0.25
 # Rows of the input read to estimate its spike rate (evenly spaced): the estimate only picks
 # the path, and both paths give the same results.
 _RATE_SAMPLE_ROWS = 1024
@@ -250,9 +255,10 @@ def _check_events_flag(events) -> None:
         raise ValueError(f'events must be "auto", True or False, got {events!r}')
 
 
-def uses_events(spikes_in: torch.Tensor, weight: torch.Tensor, events) -> bool:
+def uses_events(spikes_in: torch.Tensor, weight: torch.Tensor, events, *, training: bool) -> bool:
     """Whether linear_lif computes on the events of spikes_in: events=True or False forces a
-    path, "auto" takes the events below EVENT_CROSSOVER where the event kernels run."""
+    path, "auto" takes the events where the event kernels run and the rate is below
+    EVENT_CROSSOVER (training: autograd records the layer) or EVENT_CROSSOVER_INFERENCE."""
     _check_events_flag(events)
     supported = (spikes_in.device.type in _library.EVENT_DEVICES and spikes_in.dtype == weight.dtype
                  and weight.dtype in (torch.float32, torch.float64))
@@ -263,7 +269,8 @@ def uses_events(spikes_in: torch.Tensor, weight: torch.Tensor, events) -> bool:
             f"{spikes_in.dtype} on {spikes_in.device}, weight {weight.dtype}; use events=False")
     if events != "auto":
         return events
-    return supported and not torch.compiler.is_compiling() and _estimated_rate(spikes_in) < EVENT_CROSSOVER
+    crossover = EVENT_CROSSOVER if training else EVENT_CROSSOVER_INFERENCE
+    return supported and not torch.compiler.is_compiling() and _estimated_rate(spikes_in) < crossover
 
 
 def linear_lif(
@@ -301,8 +308,9 @@ def linear_lif(
     in blocks, and the parameter gradients over segments.
 
     events: "auto" computes the current on the events of spikes_in (snnfast.event_linear)
-    when its spike rate, estimated from evenly spaced rows, is below EVENT_CROSSOVER (and
-    the dtype is float32 or float64); True or False forces that path or the dense one. Both
+    when its spike rate, estimated from evenly spaced rows, is below EVENT_CROSSOVER where
+    autograd records the layer, EVENT_CROSSOVER_INFERENCE where it does not (and the dtype is
+    float32 or float64); True or False forces that path or the dense one. Both
     give the same results up to float rounding. Returns spikes
     [T, B, out_features] in spikes_in's dtype, or (spikes, u_T) with return_state.
     """
@@ -318,14 +326,15 @@ def linear_lif(
                       (spikes_in, weight, bias, beta, alpha, threshold, u0), name="spikes_in")
     beta_t, alpha_t, threshold_t = (_args.as_tensor(p) for p in (beta, alpha, threshold))
     u0_t = None if u0 is None else _args.as_tensor(u0)
-    use_events = uses_events(spikes_in, weight, events)
+    tensors = (spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t)
+    records = _fused._needs_graph(tensors)
+    use_events = uses_events(spikes_in, weight, events, training=records)
     # The output spikes carry their events (attach_events) for a next layer on events, where
     # this layer's input was events too: the LIF kernel emits them from its own pass.
     emit_events = (use_events and spikes_in.device.type in _library.LIF_EVENTS_DEVICES
                    and not torch.compiler.is_compiling())
-    tensors = (spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t)
     options = LIFCall.options_of(reset, v_reset, detach_reset, surrogate)
-    if not _fused._needs_graph(tensors):
+    if not records:
         spikes, u_last, offsets, indices = _linear_lif_inference(
             spikes_in, weight, bias, beta_t, alpha_t, threshold_t, u0_t, options, bool(check_binary),
             use_events, emit_events)
