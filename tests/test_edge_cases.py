@@ -3,6 +3,7 @@ empty sequence, torch.compile, a carried state of another shape, deep copies aft
 v_reset without a hard reset, a fixed tensor beta, and arguments checked the same way
 everywhere."""
 import copy
+import inspect
 import warnings
 
 import pytest
@@ -118,3 +119,15 @@ def test_linear_lif_tensor_beta_is_a_buffer():
 def test_arguments_are_checked_by_name(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call(torch.zeros(4, 2, 3))
+
+
+@pytest.mark.parametrize("fn, own", [(snnfast.lif, ["return_events"]),
+                                     (snnfast.recurrent_lif, ["detach_recurrent", "return_events"])])
+def test_signature_lists_the_neuron_keywords_then_the_ops_own(fn, own):
+    """help() and inspect show what the op accepts, its own flags after the neuron's."""
+    from snnfast.ops._args import Neuron
+
+    params = inspect.signature(fn).parameters
+    neuron = list(Neuron._field_defaults)
+    assert list(params)[-len(neuron) - len(own):] == neuron + own
+    assert all(params[name].kind == inspect.Parameter.KEYWORD_ONLY for name in neuron + own)

@@ -175,11 +175,14 @@ def neuron_args(op: str, x, V, beta, keywords: dict) -> Neuron:
 
 def neuron_signature(fn):
     """Gives fn(x, [V,] beta, **neuron) the signature it accepts, for help() and inspect:
-    the Neuron's keywords with their defaults."""
+    the Neuron's keywords with their defaults, then fn's own keywords (its flags, such as
+    return_events, read after the neuron's arguments they modify)."""
     params = list(inspect.signature(fn).parameters.values())[:-1]  # without **neuron
+    own = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    params = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
     params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
                for name, default in Neuron._field_defaults.items()]
-    fn.__signature__ = inspect.Signature(params)
+    fn.__signature__ = inspect.Signature(params + own)
     return fn
 
 
