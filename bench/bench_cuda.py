@@ -14,7 +14,9 @@ Sections, each a markdown table:
       per-neuron u0, input (T, N) as [T, 1, N];
   (d) the SHD regime: B x N = 6,400 neurons, T in {1000, 2000, 4000};
   (e) snnfast.recurrent_lif fwd+bwd against the per-step PyTorch loop (bench_recurrent.py),
-      on both CUDA paths: V in shared memory (persistent kernel) and the per-step cuBLAS path.
+      on both CUDA paths: V in shared memory (persistent kernel) and the per-step cuBLAS path;
+  (f) the event-driven Linear's kernels (event_linear, its weight gradient, to_events) against
+      cuBLAS on the dense spikes, at spike rates of 1-20 %.
 Every table runs the neuron of every LIF benchmark (snnfast.utils.benchmark.NEURON, named in
 the report's header) and is timed by the toolkit's one timer (interleaved_times: samples of
 back-to-back calls lasting at least --min-sample-ms, the device synchronised around each);
@@ -60,7 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--dry-run", action="store_true",
                         help="tiny shapes on the CPU, to check that the script runs")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--sections", default="abdec",
+    parser.add_argument("--sections", default="abdecf",
                         help="which sections to run, in this order, e.g. 'ac'")
     parser.add_argument("--sj-impl", default="auto", choices=["auto", "cuda", "triton", "torch"],
                         help="SpikingJelly's CUDA implementation (SJ_LIF_CUDA_IMPLEMENTATION)")
@@ -336,8 +338,51 @@ def section_recurrent(bench):
         release(device)
 
 
+def section_events(bench):
+    """(f) The event-driven Linear's kernels (snnfast.event_linear, issue 18) against cuBLAS on
+    the dense spikes, forward (y = S W^T) and weight gradient (g^T S), float32."""
+    from snnfast.ops.event_linear import to_events
+
+    args, device = bench.args, bench.device
+    if args.dry_run:
+        M, layers, rates = 64, [(20, 8)], [0.1]
+    else:  # T x B = 1000 x 32 rows; bench_events.py's two networks' first layers
+        M, layers, rates = 32_000, [(700, 256), (2312, 512)], [0.01, 0.03, 0.1, 0.2]
+    table = bench.table(
+        "f", f"(f) event_linear vs cuBLAS on the dense spikes: M = {M} rows of Bernoulli spikes, float32",
+        ["in -> out", "rate", "dense S W^T ms", "to_events ms", "event_linear ms", "dense / event",
+         "dense / (to_events + event)", "dense g^T S ms", "event weight grad ms", "dense / event grad",
+         "max abs diff"])
+    sizes = [(layer, rate) for layer in layers for rate in rates]
+    for k, ((n_in, n_out), rate) in enumerate(sizes):
+        bench.before_row(f"{k} of {len(sizes)} sizes")
+        spikes = (torch.rand((M, n_in), device=device) < rate).float()
+        weight = torch.randn((n_out, n_in), device=device) / n_in ** 0.5
+        weight_t = weight.t().contiguous()
+        grad = torch.randn((M, n_out), device=device)
+        events = to_events(spikes)
+        ops = torch.ops.snnfast
+        dense = seconds_per_call(lambda: torch.nn.functional.linear(spikes, weight), device, args)
+        convert = seconds_per_call(lambda: to_events(spikes), device, args)
+        event = seconds_per_call(lambda: ops.event_linear(events.offsets, events.indices, weight_t, None),
+                                 device, args)
+        dense_grad = seconds_per_call(lambda: grad.t().mm(spikes), device, args)
+        event_grad = seconds_per_call(
+            lambda: ops.event_linear_weight_grad(events.offsets, events.indices, grad, n_in), device, args)
+        diff = max(
+            float((ops.event_linear(events.offsets, events.indices, weight_t, None)
+                   - torch.nn.functional.linear(spikes, weight)).abs().max()),
+            float((ops.event_linear_weight_grad(events.offsets, events.indices, grad, n_in).t()
+                   - grad.t().mm(spikes)).abs().max()))
+        table.add([f"{n_in} -> {n_out}", f"{rate:.0%}", ms(dense), ms(convert), ms(event), ratio(dense, event),
+                   ratio(dense, convert + event), ms(dense_grad), ms(event_grad), ratio(dense_grad, event_grad),
+                   f"{diff:.1e}"])
+        del spikes, weight, weight_t, grad, events
+        release(device)
+
+
 SECTIONS = {"a": section_sizes, "b": section_sizes, "c": section_imp, "d": section_shd,
-            "e": section_recurrent}
+            "e": section_recurrent, "f": section_events}
 
 
 # --- running the sections -------------------------------------------------------------------

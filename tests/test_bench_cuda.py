@@ -41,18 +41,18 @@ def test_dry_run_writes_every_table(tmp_path):
     assert "- Device: CPU" in report
     assert "- Command: `python3 bench/bench_cuda.py --dry-run --out" in report
     for section in ("(a) Time", "(b) Effective bandwidth", "(c) IMP overhead", "(d) SHD regime",
-                    "(e) snnfast.recurrent_lif"):
+                    "(e) snnfast.recurrent_lif", "(f) event_linear vs cuBLAS"):
         assert f"## {section}" in report
     # Every table row has as many cells as its header.
     tables = markdown_tables(report)
-    assert len(tables) == 5
+    assert len(tables) == 6
     for table in tables:
         widths = {line.count("|") for line in table.splitlines()}
         assert len(widths) == 1 and len(table.splitlines()) > 2
     # The JSON lines hold every row and every table's status.
     records = json_lines(tmp_path / "report.jsonl")
     statuses = {r["table"]: r["status"] for r in records if "status" in r}
-    assert statuses == dict.fromkeys("abcde", "ok")
+    assert statuses == dict.fromkeys("abcdef", "ok")
     rows = [r for r in records if "row" in r]
     assert len(rows) == sum(len(t.splitlines()) - 2 for t in tables)
 
