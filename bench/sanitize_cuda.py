@@ -1,5 +1,6 @@
 """A small workload for compute-sanitizer: snnfast.lif and snnfast.recurrent_lif forward and
-backward on CUDA, every gradient asked for, on a few odd shapes and both recurrent paths.
+backward on CUDA, every gradient asked for, on a few odd shapes and both recurrent paths, and
+two LinearLIF layers on events and on bits (every event and bit-packing kernel).
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 bench/sanitize_cuda.py
     python3 bench/sanitize_cuda.py --device cpu      # the same calls on the CPU kernels
@@ -49,6 +50,26 @@ def run_lif(device, dtype, T, B, F, reset, surrogate_fn):
                           surrogate=surrogate_fn, return_state=True, return_membrane=True)
     return outputs, (x, beta, alpha, threshold, u0)
 
+# (T, B, in_features, out_features, input spike rate, events): odd widths, a row without
+# spikes, an input without any; events=False packs the input as bits.
+LINEAR_CASES = [
+    (5, 3, 37, 33, 0.2, True),
+    (4, 2, 70, 5, 0.05, True),
+    (3, 2, 9, 4, 0.0, True),
+    (4, 3, 37, 17, 0.2, False),
+]
+
+
+def run_linear(device, T, B, n_in, n_out, rate, events):
+    """Two LinearLIF layers: the second takes the events the first one's LIF op emits."""
+    layers = torch.nn.Sequential(
+        snnfast.nn.LinearLIF(n_in, n_out, beta=0.5, surrogate="sigmoid", events=events),
+        snnfast.nn.LinearLIF(n_out, 3, beta=0.5, surrogate="sigmoid", events=events)).to(device)
+    with torch.no_grad():
+        layers[0].weight.mul_(4.0)  # so that the first layer fires
+    spikes = (torch.rand((T, B, n_in), device=device) < rate).float()
+    return (layers(spikes),), tuple(layers.parameters())
+
 
 def run_recurrent(device, dtype, T, B, N):
     x = leaf((T, B, N), device, 0.9, 0.3).detach().to(dtype).requires_grad_()
@@ -76,7 +97,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    for op, devices in (("lif", _library.LIF_DEVICES), ("recurrent_lif", _library.RECURRENT_LIF_DEVICES)):
+    for op, devices in (("lif", _library.LIF_DEVICES), ("recurrent_lif", _library.RECURRENT_LIF_DEVICES),
+                        ("event_linear", _library.EVENT_DEVICES)):
         if device.type not in devices:
             sys.exit(f"snnfast.{op} has no compiled {device.type} kernel (built for: "
                      f"{sorted(devices) or 'none'}): nothing to check")
@@ -88,6 +110,9 @@ def main(argv=None):
     for dtype, T, B, N in RECURRENT_CASES:
         name = f"recurrent_lif {str(dtype).removeprefix('torch.')} [{T}, {B}, {N}]"
         ok &= check(name, *run_recurrent(device, dtype, T, B, N))
+    for T, B, n_in, n_out, rate, events in LINEAR_CASES:
+        name = f"LinearLIF [{T}, {B}, {n_in}] -> {n_out} -> 3 at {rate:.0%} on {'events' if events else 'bits'}"
+        ok &= check(name, *run_linear(device, T, B, n_in, n_out, rate, events))
     return 0 if ok else 1
 
 

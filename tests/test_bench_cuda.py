@@ -153,8 +153,9 @@ def test_sanitizer_workload_runs_on_the_cpu():
                              "--device", "cpu"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 7 and all(line.endswith(": ok") for line in lines)
+    assert len(lines) == 11 and all(line.endswith(": ok") for line in lines)
     assert any("[3, 2, 300]" in line for line in lines)  # the per-step recurrent path
+    assert sum("on events" in line for line in lines) == 3 and any("on bits" in line for line in lines)
 
 
 def test_run_gpu_script_parses():
