@@ -324,3 +324,20 @@ def test_module_under_time_distributed():
     ours, _ = layer_pair(True)
     x = (torch.rand(4, 3, 2, 9, 8, generator=torch.Generator().manual_seed(9)) < 0.05).float()
     torch.testing.assert_close(snnfast.nn.TimeDistributed(ours)(x), ours(x), rtol=0, atol=0)
+
+
+def test_bench_events_conv_runs(capsys):
+    # bench/bench_events.py --conv, one round of the smallest sequence: it runs and prints a row
+    # per convolution (no figure is checked: timing is the bench's, not the tests').
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "bench" / "bench_events.py"
+    spec = importlib.util.spec_from_file_location("bench_events", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--conv", "--T", "1", "--rounds", "1", "--rates", "0.03"])
+    lines = capsys.readouterr().out.splitlines()
+    for name in bench.CONVS:
+        (row,) = [line for line in lines if line.startswith(f"| {name} | 3% |")]
+        assert row.count("|") == len(bench.CONV_COLUMNS) + 4
