@@ -341,3 +341,15 @@ def test_bench_events_conv_runs(capsys):
     for name in bench.CONVS:
         (row,) = [line for line in lines if line.startswith(f"| {name} | 3% |")]
         assert row.count("|") == len(bench.CONV_COLUMNS) + 4
+
+
+@pytest.mark.parametrize("events", ["auto", True])
+def test_module_compiles_fullgraph_without_grad(events):
+    # Under torch.compile "auto" computes as nn.Conv2d (a graph cannot branch on the rate);
+    # True converts in the graph (the fake kernels give the shapes, the indices' unbacked).
+    torch.manual_seed(10)
+    layer = EventConv2d(2, 4, 3, padding=1, events=events)
+    x = (torch.rand(3, 2, 2, 8, 8, generator=torch.Generator().manual_seed(11)) < 0.05).float()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(layer, fullgraph=True)(x), F.conv2d(x.flatten(0, 1), layer.weight,
+                                   layer.bias, padding=1).unflatten(0, (3, 2)), rtol=1e-5, atol=1e-5)
