@@ -11,12 +11,9 @@
 #include "op_library.h"
 
 namespace snnfast {
-namespace {
 
-// The kernels trust offsets and indices to stay inside indices and the weight's rows: a
-// wrong one would read out of bounds. One pass over each (small beside the dense tensors).
 void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& indices,
-                  int64_t in_features, const at::Tensor& like) {
+                  int64_t in_features, const at::Tensor& like, const char* extent) {
   TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 1 && offsets.scalar_type() == at::kLong, op,
               ": offsets must be a 1-d int64 tensor of rows + 1 values (snnfast.to_events), got ",
               offsets.scalar_type(), " of shape ", offsets.sizes());
@@ -53,13 +50,15 @@ void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& i
   }
   TORCH_CHECK(!decreasing, op, ": offsets must not decrease");
   TORCH_CHECK(last == first || (low >= 0 && high < in_features), op, ": indices must lie in [0, ", in_features,
-              ") (the layer's in_features), got ", low, " .. ", high);
+              ") (", extent, "), got ", low, " .. ", high);
 }
 
 void check_float(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
               " must be float32 or float64 (the event kernels' dtypes), got ", t.scalar_type());
 }
+
+namespace {
 
 void check_binary_result(const char* op, bool check_binary, const at::Tensor& not_binary) {
   TORCH_CHECK(!check_binary || not_binary.item<int32_t>() == 0, op,

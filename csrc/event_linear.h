@@ -29,6 +29,18 @@ struct SpikeBits {
 };
 SpikeBits spike_bits(at::ScalarType dtype);
 
+// The kernels trust offsets and indices to stay inside indices and the weight's rows: a
+// wrong one would read out of bounds. Checks that offsets (int64, rows + 1) do not decrease
+// and stay inside indices (int32), that the indices they span lie in [0, in_features), and
+// that both are on like's device; one pass over each (small beside the dense tensors).
+// extent names in_features in the error (event_conv's indices span a sample's
+// in_channels x height x width).
+void check_events(const char* op, const at::Tensor& offsets, const at::Tensor& indices, int64_t in_features,
+                  const at::Tensor& like, const char* extent = "the layer's in_features");
+
+// t (named name in the error) is float32 or float64, the event kernels' dtypes.
+void check_float(const char* op, const char* name, const at::Tensor& t);
+
 // at::empty for the index outputs (offsets, indices); filled with -1, which no kernel
 // writes, under SNNFAST_POISON=1 (the tests: index outputs cannot hold new_output's NaN).
 at::Tensor new_index_output(at::IntArrayRef sizes, const at::TensorOptions& options);

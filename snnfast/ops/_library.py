@@ -42,6 +42,9 @@ RECURRENT_LIF_DEVICES = _devices("snnfast::recurrent_lif")
 # The device types that have a compiled kernel for the event ops (snnfast.ops.event_linear).
 EVENT_DEVICES = _devices("snnfast::event_linear")
 
+# The device types that have a compiled event-driven Conv2d (snnfast.ops.event_conv).
+EVENT_CONV_DEVICES = _devices("snnfast::event_conv2d")
+
 # The device types whose fused LIF op also emits its spikes as events (snnfast::lif_events).
 LIF_EVENTS_DEVICES = _devices("snnfast::lif_events")
 
