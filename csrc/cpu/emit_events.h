@@ -1,7 +1,8 @@
 // The events of the spikes, emitted by a CPU LIF kernel from its own forward pass
 // (LIFParams::events, the format of csrc/event_linear.h): the lists of the neurons that
 // fired, written while a step's spikes are still in L1, and their assembly into the offsets
-// and indices of the T x B rows once the sequence is done (lif_kernel.cpp).
+// and indices of the T x B rows once the sequence is done (lif_kernel.cpp,
+// recurrent_lif_kernel.cpp).
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -33,7 +34,8 @@ struct BlockEvents {
   int64_t size = 0, first_sample = 0, pieces = 0;
 };
 
-// Makes e the block of the neurons m0 .. m0 + len of the B x N, with its lists empty.
+// Makes e the block of the neurons m0 .. m0 + len of the B x N, with its lists empty and
+// its counts 0.
 inline void start_block_events(const LIFParams& p, int64_t m0, int64_t len, BlockEvents& e) {
   e.first_sample = m0 / p.N;
   e.pieces = (m0 + len - 1) / p.N - e.first_sample + 1;
@@ -43,6 +45,10 @@ inline void start_block_events(const LIFParams& p, int64_t m0, int64_t len, Bloc
   e.list.resize(std::max<int64_t>(kMaskBlock, p.T * len / 16));
 }
 
+// Appends the neurons of spikes[0 .. len) that fired at step t, the neurons m0 .. m0 + len
+// of the B x N, to block e, adding to the counts of its pieces: a span of whole pieces from
+// the block's start (lif: the whole block at once), or of its one piece (recurrent_lif: a
+// sample's row in kRow parts, in order), so that a piece may come in several parts.
 template <typename scalar_t>
 void emit_events(const LIFParams& p, int64_t m0, int64_t len, int64_t t, const scalar_t* spikes,
                  BlockEvents& e) {
@@ -59,7 +65,7 @@ void emit_events(const LIFParams& p, int64_t m0, int64_t len, int64_t t, const s
       if (static_cast<int64_t>(e.list.size()) < e.size + kMaskBlock) e.list.resize(2 * e.list.size());
       e.size += write_set_bits(mask, n_at_j + static_cast<int32_t>(j0 - j), e.list.data() + e.size);
     }
-    e.counts[t * e.pieces + q] = e.size - before;
+    e.counts[t * e.pieces + q] += e.size - before;
     j = end;
   }
 }
