@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/DeviceGuard.h>
+#include "event_linear.h"
 #include "neuron_glue.h"
 #include "op_library.h"
 
@@ -68,8 +69,11 @@ RecurrentForwardResult recurrent_lif_forward(
     const at::Tensor& x_in, const at::Tensor& V_in, const at::Tensor& beta,
     const at::Tensor& alpha, const at::Tensor& threshold, const std::optional<at::Tensor>& u0,
     const std::string& reset, double v_reset, bool detach_reset, const std::string& surrogate,
-    double surrogate_param, bool save_membrane, const RecurrentKernels& kernels) {
-  const char* op = save_membrane ? "snnfast.recurrent_lif" : "snnfast.recurrent_lif_inference";
+    double surrogate_param, bool save_membrane, const RecurrentKernels& kernels, SpikeEvents* events,
+    const EventKernels* event_kernels) {
+  const char* op = events != nullptr ? "snnfast.recurrent_lif_events"
+                   : save_membrane   ? "snnfast.recurrent_lif"
+                                     : "snnfast.recurrent_lif_inference";
   check_input(op, x_in, SequenceShape::TBN);
   check_recurrent_weights(op, V_in, x_in, "x");
   const c10::DeviceGuard device_guard(x_in.device());  // the kernels launch on the current device
@@ -87,6 +91,13 @@ RecurrentForwardResult recurrent_lif_forward(
 
   RecurrentLIFParams p;
   set_recurrent_params_fwd(p, neuron, x, spikes, membrane, u_last, V, recurrent);
+  const bool emitting = events != nullptr && event_kernels == nullptr;
+  if (emitting) {
+    TORCH_CHECK(kernels.forward_emitting != nullptr, op, ": this device's steps emit no events; register ",
+                "the op with the device's event kernels (recurrent_lif_events_with)");
+    events->offsets = new_index_output({T * B + 1}, options.dtype(at::kLong));
+    p.events = events;
+  }
   if (T == 0) {
     const InitialState& u0_values = neuron.params.u0;
     u_last.copy_(u0_values.values.view({u0_values.batch_stride == 0 ? 1 : B, u0_values.stride == 0 ? 1 : N})
@@ -94,13 +105,27 @@ RecurrentForwardResult recurrent_lif_forward(
   } else if (B * N > 0 &&
              !(kernels.forward_sequence != nullptr && kernels.forward_sequence(p, acc))) {
     const at::Tensor V_t = V.t();
-    for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
-      at::Tensor rows_recurrent = recurrent.narrow(0, b0, b1 - b0);
-      for (int64_t t = 0; t < T; ++t) {
-        if (t > 0) at::mm_out(rows_recurrent, spikes.select(0, t - 1).narrow(0, b0, b1 - b0), V_t);
-        kernels.forward_step(p, t, b0, b1, acc);
-      }
-    });
+    auto steps = [&] {
+      for_row_blocks(kernels, T, B, N, [&](int64_t b0, int64_t b1) {
+        at::Tensor rows_recurrent = recurrent.narrow(0, b0, b1 - b0);
+        for (int64_t t = 0; t < T; ++t) {
+          if (t > 0) at::mm_out(rows_recurrent, spikes.select(0, t - 1).narrow(0, b0, b1 - b0), V_t);
+          kernels.forward_step(p, t, b0, b1, acc);
+        }
+      });
+    };
+    if (emitting) {
+      kernels.forward_emitting(p, steps);
+    } else {
+      steps();
+    }
+  }
+  if (events != nullptr && event_kernels != nullptr) {  // rows: the T x B samples of N neurons
+    std::tie(events->offsets, events->indices) =
+        spikes_to_events(spikes.view({T * B, N}), /*check_binary=*/false, *event_kernels);
+  } else if (emitting && !events->indices.defined()) {  // no steps ran: no events
+    events->offsets.zero_();
+    events->indices = new_index_output({0}, options.dtype(at::kInt));
   }
   return {spikes.to(x_in.scalar_type()), membrane, u_last};
 }
@@ -190,6 +215,15 @@ SNNFAST_LIBRARY_FRAGMENT(m) {
       "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "
       "float surrogate_param, bool detach_recurrent=False) -> "
       "(Tensor spikes, Tensor membrane, Tensor u_last)");
+  // recurrent_lif with its spikes also as events (csrc/lif.h SpikeEvents, rows t * B + b), and
+  // the membrane trace only where save_membrane (an empty tensor otherwise): lif_events'
+  // outputs. Its autograd (snnfast/ops/_fused.py) is recurrent_lif's, through
+  // recurrent_lif_backward, where save_membrane.
+  m.def(
+      "recurrent_lif_events(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "
+      "Tensor? u0, str reset, float v_reset, bool detach_reset, str surrogate, "
+      "float surrogate_param, bool detach_recurrent, bool save_membrane) -> "
+      "(Tensor spikes, Tensor membrane, Tensor u_last, Tensor offsets, Tensor indices)");
   // recurrent_lif without the membrane trace, where no gradient can be asked for.
   m.def(
       "recurrent_lif_inference(Tensor x, Tensor V, Tensor beta, Tensor alpha, Tensor threshold, "

@@ -10,12 +10,14 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/util/FunctionRef.h>
 
 #include <array>
 #include <optional>
 #include <string>
 #include <tuple>
 
+#include "lif.h"
 #include "snnfast/recurrent.h"
 
 namespace snnfast {
@@ -34,6 +36,12 @@ struct RecurrentKernels {
   // Whether the glue runs blocks of rows on the CPU's threads (at::parallel_for), each
   // with its own time loop; otherwise one loop over all rows (a GPU parallelises inside).
   bool rows_on_threads;
+  // Where forward_step also emits the events of the spikes it computes (the CPU's, while a
+  // step's spikes are in L1): runs the glue's time loop `steps` with p.step_events pointing
+  // to the lists forward_step writes them into, then fills the SpikeEvents p.events points
+  // to. Null: the steps emit none, and the glue converts the spikes instead
+  // (recurrent_lif_events_with).
+  void (*forward_emitting)(RecurrentLIFParams& p, c10::function_ref<void()> steps) = nullptr;
 };
 
 using RecurrentForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
@@ -45,7 +53,8 @@ RecurrentForwardResult recurrent_lif_forward(
     const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
     const at::Tensor& threshold, const std::optional<at::Tensor>& u0, const std::string& reset,
     double v_reset, bool detach_reset, const std::string& surrogate, double surrogate_param,
-    bool save_membrane, const RecurrentKernels& kernels);
+    bool save_membrane, const RecurrentKernels& kernels, SpikeEvents* events = nullptr,
+    const EventKernels* event_kernels = nullptr);
 
 RecurrentBackwardResult recurrent_lif_backward(
     const at::Tensor& grad_spikes, const std::optional<at::Tensor>& grad_membrane,
@@ -79,6 +88,25 @@ RecurrentInferenceResult recurrent_lif_inference_with(
       x, V, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
       std::string(surrogate), surrogate_param, /*save_membrane=*/false, *kernels);
   return {spikes, u_last};
+}
+
+// The forward op that also returns the spikes as events (SpikeEvents, in rows t * B + b),
+// with the membrane trace where save_membrane (else an empty tensor in its place), as
+// lif_events_with (csrc/lif.h) does for lif. Where event_kernels is null the device's
+// forward_step emits the events (RecurrentKernels::forward_emitting, the CPU's: a thread owns
+// whole rows of the batch for the whole loop); otherwise the glue converts the spikes with
+// the device's event kernels (CUDA: its step kernels spread a row over threads and blocks).
+template <const RecurrentKernels* kernels, const EventKernels* event_kernels = nullptr>
+LIFEventsResult recurrent_lif_events_with(
+    const at::Tensor& x, const at::Tensor& V, const at::Tensor& beta, const at::Tensor& alpha,
+    const at::Tensor& threshold, const std::optional<at::Tensor>& u0, c10::string_view reset,
+    double v_reset, bool detach_reset, c10::string_view surrogate, double surrogate_param,
+    bool /*detach_recurrent*/, bool save_membrane) {
+  SpikeEvents events;
+  const RecurrentForwardResult forward = recurrent_lif_forward(
+      x, V, beta, alpha, threshold, u0, std::string(reset), v_reset, detach_reset,
+      std::string(surrogate), surrogate_param, save_membrane, *kernels, &events, event_kernels);
+  return events_result(forward, save_membrane, events);
 }
 
 template <const RecurrentKernels* kernels>

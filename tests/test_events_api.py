@@ -146,6 +146,7 @@ def test_device_without_lif_events_converts(monkeypatch):
 
 def test_device_without_event_ops_raises(monkeypatch):
     monkeypatch.setattr(_library, "LIF_EVENTS_DEVICES", frozenset())
+    monkeypatch.setattr(_library, "RECURRENT_LIF_EVENTS_DEVICES", frozenset())
     monkeypatch.setattr(_library, "EVENT_DEVICES", frozenset())
     x = torch.randn(4, 2, 5)
     with pytest.raises(ValueError, match="snnfast.lif: return_events=True needs the event ops on cpu"):
@@ -181,8 +182,8 @@ def test_lif_events_without_membrane_refuses_autograd(device):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_recurrent_lif_return_events(device, dtype):
-    # Converted from the spikes (the recurrent kernel emits none): the same outputs and
-    # gradients as without the flag, and the reference's.
+    # Through recurrent_lif_events (emitted by the CPU's steps, converted in the op on CUDA):
+    # the same outputs and gradients as without the flag, and the reference's.
     inputs = sample_inputs(RECURRENT_LIF, device, dtype, T=15, B=3, F=(24,), seed=14)
     grads = grad_outputs(inputs, seed=15)
     events = []

@@ -4,12 +4,16 @@
 // read from memory once; the loops over its optional outputs run on it in L1).
 //
 // Every (b, n) neuron belongs to one thread and the steps run in order, so its partial sums
-// are accumulated in a fixed order whatever the thread count.
+// are accumulated in a fixed order whatever the thread count. For recurrent_lif_events each
+// sample has its own list of events (cpu/emit_events.h), which the thread that owns its row
+// fills step by step, so the events do not depend on the threads either.
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <vector>
 
+#include "cpu/emit_events.h"
 #include "cpu/neuron_rows.h"
 #include "recurrent_lif.h"
 #include "snnfast/dispatch.h"
@@ -25,7 +29,9 @@ void step_forward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, int
   const int64_t N = p.N, BN = p.B * p.N;
   const acc_t v_reset = static_cast<acc_t>(p.v_reset);
   const bool last = t == p.T - 1;
+  BlockEvents* sample_events = static_cast<BlockEvents*>(p.step_events);  // [B], or null
   for (int64_t b = row_begin; b < row_end; ++b) {
+    if (sample_events != nullptr && t == 0) start_block_events(p, b * N, N, sample_events[b]);
     for (int64_t n0 = 0; n0 < N; n0 += kRow) {
       const int64_t len = std::min(kRow, N - n0);
       const RowParams<acc_t> np(p, b * N + n0, len);
@@ -52,8 +58,20 @@ void step_forward(const RecurrentLIFParams& p, int64_t t, int64_t row_begin, int
       }
       if (membrane) std::copy(h, h + len, membrane);
       if (last || !membrane) std::copy(u, u + len, state);
+      // The pieces of a row in ascending n0: its indices ascend.
+      if (sample_events != nullptr) emit_events(p, b * N + n0, len, t, spikes, sample_events[b]);
     }
   }
+}
+
+// RecurrentKernels::forward_emitting: one BlockEvents per sample (a block of one piece, the
+// sample's row), started and filled by forward_step, assembled once every step has run.
+void forward_emitting_cpu(RecurrentLIFParams& p, c10::function_ref<void()> steps) {
+  std::vector<BlockEvents> samples(p.B);
+  p.step_events = samples.data();
+  steps();
+  p.step_events = nullptr;
+  assemble(p, samples);
 }
 
 // kDetachReset: p.detach_reset as a constant, as in lif_kernel.cpp's backward_row.
@@ -135,13 +153,15 @@ constexpr RecurrentKernels kCPUKernels{.forward_step = forward_step_cpu,
                                        .backward_step = backward_step_cpu,
                                        .forward_sequence = nullptr,
                                        .backward_sequence = nullptr,
-                                       .rows_on_threads = true};
+                                       .rows_on_threads = true,
+                                       .forward_emitting = forward_emitting_cpu};
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(snnfast, CPU, m) {
   m.impl("recurrent_lif_inference", TORCH_FN(recurrent_lif_inference_with<&kCPUKernels>));
   m.impl("recurrent_lif", TORCH_FN(recurrent_lif_forward_with<&kCPUKernels>));
+  m.impl("recurrent_lif_events", TORCH_FN(recurrent_lif_events_with<&kCPUKernels>));
   m.impl("recurrent_lif_backward", TORCH_FN(recurrent_lif_backward_with<&kCPUKernels>));
 }
 

@@ -11,11 +11,11 @@ where <options> starts with reset, the first argument that is a string, and <sav
 forward's tensor inputs with x kept only for alpha's gradient and membrane (and, for
 recurrent_lif, spikes) in front. The inference op writes no membrane trace: it runs where no
 gradient can be asked for, so nothing is saved for a backward pass that cannot happen.
-lif also has
-  lif_events(x, beta, alpha, threshold, u0, <options>, save_membrane)
+and each has
+  <op>_events(x, [V,] beta, alpha, threshold, u0, <options>, save_membrane)
       -> (spikes, membrane, u_last, offsets, indices)
 its forward with the spikes also as events (snnfast.ops.event_linear), whose autograd is
-lif's where save_membrane (call_with_events: return_events=True).
+<op>'s where save_membrane (call_with_events: return_events=True).
 """
 from __future__ import annotations
 
@@ -76,10 +76,10 @@ def call_with_events(name: str, devices, events_devices, reference_fn, x, V, neu
     attached to the spikes where that is their shape (F of one dimension; attach_events), for
     a next event_linear or LinearLIF to take without converting them.
 
-    The events come from the op's own pass where x's device is in events_devices (those of
-    torch.ops.snnfast.<name>_events: lif's on the CPU and CUDA; its gradients are lif's, the
-    op keeping the membrane trace where autograd records); elsewhere (recurrent_lif, the
-    reference fallback) the spikes are converted (to_events: one more pass over them), on a
+    The events come from the op where x's device is in events_devices (those of
+    torch.ops.snnfast.<name>_events: on the CPU and CUDA; its gradients are <name>'s, the op
+    keeping the membrane trace where autograd records); elsewhere (the reference fallback)
+    the spikes are converted (to_events: one more pass over them), on a
     device with that conversion; on a device with neither a ValueError names return_events."""
     op = f"snnfast.{name}"
     emitted = x.device.type in events_devices and not fall_back(op, x, devices, neuron.surrogate)

@@ -48,5 +48,9 @@ EVENT_CONV_DEVICES = _devices("snnfast::event_conv2d")
 # The device types whose fused LIF op also emits its spikes as events (snnfast::lif_events).
 LIF_EVENTS_DEVICES = _devices("snnfast::lif_events")
 
+# The device types whose fused recurrent LIF op also returns its spikes as events
+# (snnfast::recurrent_lif_events: emitted by the CPU's steps, converted in the glue on CUDA).
+RECURRENT_LIF_EVENTS_DEVICES = _devices("snnfast::recurrent_lif_events")
+
 # The device types with a compiled packing of spikes as bits (snnfast::spikes_to_bits).
 BITS_DEVICES = _devices("snnfast::spikes_to_bits")

@@ -1,7 +1,7 @@
 """snnfast.recurrent_lif: the fused recurrent LIF op.
 
-The op runs in C++ (torch.ops.snnfast.recurrent_lif / recurrent_lif_backward), time loop
-included; this file only documents it and prepares its arguments; its autograd and fake
+The op runs in C++ (torch.ops.snnfast.recurrent_lif / recurrent_lif_backward, and
+recurrent_lif_events for return_events), time loop included; this file only documents it and prepares its arguments; its autograd and fake
 kernels are those of _fused.py.
 """
 from __future__ import annotations
@@ -28,9 +28,16 @@ def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: b
             (sum_t g_I_t^T o_{t-1}); the gradient through the membrane is kept.
         beta, alpha, threshold, reset, v_reset, detach_reset, u0, surrogate, return_state,
             return_membrane: as in snnfast.lif.
-        return_events: also return the spikes as events, as in snnfast.lif, but converted
-            from the spikes (snnfast.ops.event_linear.to_events: one more pass over them):
-            the recurrent kernel does not emit them yet.
+        return_events: also return the spikes as events, the last element of the tuple, as
+            snnfast.lif does (snnfast.Events of the spikes [T, B, N]: per step and sample the
+            neurons that fired, ascending; the spikes also carry them, for a next
+            snnfast.event_linear or snnfast.nn.LinearLIF to take). On the CPU the kernel's
+            steps emit them from their own pass (torch.ops.snnfast.recurrent_lif_events); on
+            CUDA the op converts the spikes its steps wrote (one more pass over them, in the
+            op), and where the reference runs instead of the kernel (a surrogate of one's
+            own) the spikes are converted (snnfast.to_events). Gradients are unchanged (the
+            op then keeps the membrane trace as recurrent_lif does); on a device without the
+            event ops it raises a ValueError.
 
     Returns:
         The spikes (x's dtype and shape), or a tuple (spikes, [u_T], [h], [events]) with the flags.
@@ -40,12 +47,14 @@ def recurrent_lif(x: torch.Tensor, V: torch.Tensor, beta, *, detach_recurrent: b
     _args.check_flag(detach_recurrent, "detach_recurrent")
     _args.check_flag(return_events, "return_events")
     neuron = _args.neuron_args("snnfast.recurrent_lif", x, V, beta, neuron)
-    if return_events:  # no device has a recurrent_lif_events op: the spikes are converted
-        return _fused.call_with_events("recurrent_lif", _library.RECURRENT_LIF_DEVICES, frozenset(),
-                                       reference.recurrent_lif, x, V, neuron, detach_recurrent=detach_recurrent)
+    if return_events:
+        return _fused.call_with_events("recurrent_lif", _library.RECURRENT_LIF_DEVICES,
+                                       _library.RECURRENT_LIF_EVENTS_DEVICES, reference.recurrent_lif, x, V, neuron,
+                                       detach_recurrent=detach_recurrent)
     return _fused.call("recurrent_lif", _library.RECURRENT_LIF_DEVICES, reference.recurrent_lif, x, V, neuron,
                        detach_recurrent=detach_recurrent)
 
 
 if _library.LOADED:
     _fused.register("recurrent_lif")
+    _fused.register_events("recurrent_lif")

@@ -173,6 +173,12 @@ def _fake_lif_events(x, beta, alpha, threshold, u0, reset, v_reset, detach_reset
             x.new_empty((nnz,), dtype=torch.int32))
 
 
+def _fake_recurrent_lif_events(x, V, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate,
+                               surrogate_param, detach_recurrent, save_membrane):
+    return _fake_lif_events(x, beta, alpha, threshold, u0, reset, v_reset, detach_reset, surrogate, surrogate_param,
+                            save_membrane)
+
+
 def _fake_event_linear_lif(offsets, indices, weight_t, bias, T, B, beta, alpha, threshold, u0, reset, v_reset,
                            detach_reset, surrogate, surrogate_param, save_membrane):
     return _fake_lif_events(weight_t.new_empty((T, B, weight_t.shape[1])), beta, alpha, threshold, u0, reset,
@@ -194,6 +200,7 @@ FAKES = {
     "event_linear": _fake_event_linear,
     "event_linear_weight_grad": _fake_event_linear_weight_grad,
     "lif_events": _fake_lif_events,
+    "recurrent_lif_events": _fake_recurrent_lif_events,
     "event_linear_lif": _fake_event_linear_lif,
 }
 

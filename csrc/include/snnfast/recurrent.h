@@ -34,6 +34,11 @@ struct RecurrentLIFParams : LIFParams {
   const void* grad_recurrent = nullptr;  // backward step t: g_I_{t+1} V, the gradient
                                          // reaching o_t through V
 
+  // Forward steps that emit the events of their spikes (p.events set; the CPU's): the
+  // device's lists that step t adds the neurons that fired to (RecurrentKernels::
+  // forward_emitting in csrc/recurrent_lif.h); else null.
+  void* step_events = nullptr;
+
   // [T, B, N], g_h_t; only when alpha needs a gradient (its recurrent part, see
   // recurrent_lif.cpp), else null.
   void* grad_h = nullptr;
