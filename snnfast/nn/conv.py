@@ -22,8 +22,9 @@ class EventConv2d(torch.nn.Conv2d):
     events: "auto" takes the events where the kernels run (float32 or float64 on the CPU),
     the convolution is one they compute (dilation 1, groups 1, zero padding given as
     integers) and the input's spike rate, estimated from evenly spaced samples, is below
-    snnfast.nn.linear.EVENT_CROSSOVER (LinearLIF's crossover, not remeasured for
-    convolutions), else computes as nn.Conv2d; where the conversion finds a value that is
+    snnfast.nn.linear.EVENT_CROSSOVER (LinearLIF's training crossover, 0.12: measured for
+    these convolutions too, in training and inference, docs/benchmarks.md#event-conv2d), else
+    computes as nn.Conv2d; where the conversion finds a value that is
     neither 0 nor 1 (an image rather than spikes) it computes as nn.Conv2d too. True forces
     the events (a ValueError naming events where they cannot run, and one naming spikes_in
     for a non-binary input with check_binary=True); False forces nn.Conv2d.
