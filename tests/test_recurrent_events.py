@@ -267,3 +267,20 @@ def test_linear_lif_takes_the_attached_events(monkeypatch):
     (want_grad_x,) = torch.autograd.grad((dense(spikes_plain) * grad_out).sum(), [x])
     torch.testing.assert_close(grad_x, want_grad_x, rtol=1e-12, atol=1e-12)
     assert grad_x.any()
+
+
+@pytest.mark.skipif(not _library.LOADED, reason="snnfast._C is not built")
+def test_bench_recurrent_events_runs(capsys):
+    """bench/bench_recurrent_events.py at the smallest size: it checks the emitted events
+    against the converted ones itself (an AssertionError otherwise) and prints a row per
+    gain; no figure is checked."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "bench" / "bench_recurrent_events.py"
+    spec = importlib.util.spec_from_file_location("bench_recurrent_events", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--T", "4", "--B", "3", "--N", "40", "--gains", "1.5", "3.0", "--rounds", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "%" in line]
+    assert len(rows) == 2 and all(row.count("|") == 5 for row in rows)
