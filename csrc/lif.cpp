@@ -41,14 +41,18 @@ LIFForwardResult lif_forward(const at::Tensor& x_in, const at::Tensor& beta,
     p.events = events;
   }
   if (p.B * p.N > 0) kernel(p, x.scalar_type());
-  if (events != nullptr && event_kernels != nullptr) {  // rows: the T x B samples of N neurons
-    std::tie(events->offsets, events->indices) =
-        spikes_to_events(spikes.view({p.T * p.B, p.N}), /*check_binary=*/false, *event_kernels);
-  } else if (events != nullptr && !events->indices.defined()) {  // no neurons: no events, no kernel
-    events->offsets.zero_();
-    events->indices = new_index_output({0}, x.options().dtype(at::kInt));
-  }
+  finish_spike_events(events, event_kernels, spikes.view({p.T * p.B, p.N}));
   return {spikes, membrane, u_last};
+}
+
+void finish_spike_events(SpikeEvents* events, const EventKernels* event_kernels, const at::Tensor& spike_rows) {
+  if (events == nullptr) return;
+  if (event_kernels != nullptr) {
+    std::tie(events->offsets, events->indices) = spikes_to_events(spike_rows, /*check_binary=*/false, *event_kernels);
+  } else if (!events->indices.defined()) {  // the offsets were allocated for the kernel to fill
+    events->offsets.zero_();
+    events->indices = new_index_output({0}, spike_rows.options().dtype(at::kInt));
+  }
 }
 
 LIFBackwardResult lif_backward(const at::Tensor& grad_spikes_in,

@@ -83,6 +83,12 @@ LIFInferenceResult lif_inference_with(const at::Tensor& x, const at::Tensor& bet
   return {spikes, u_last};
 }
 
+// The last step of a forward op that returns its spikes as events (lif_events,
+// recurrent_lif_events), once the kernel has run: converts spike_rows [T x B, N] with the
+// device's event kernels where it has them (its kernel emits none); otherwise, where the
+// kernel emits the events but never ran (no neurons, or no steps), gives it none.
+void finish_spike_events(SpikeEvents* events, const EventKernels* event_kernels, const at::Tensor& spike_rows);
+
 // lif_events' outputs from lif_forward's and the events: an empty tensor in place of the
 // membrane trace where it was not saved.
 inline LIFEventsResult events_result(const LIFForwardResult& forward, bool save_membrane, const SpikeEvents& events) {

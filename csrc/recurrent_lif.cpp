@@ -120,13 +120,7 @@ RecurrentForwardResult recurrent_lif_forward(
       steps();
     }
   }
-  if (events != nullptr && event_kernels != nullptr) {  // rows: the T x B samples of N neurons
-    std::tie(events->offsets, events->indices) =
-        spikes_to_events(spikes.view({T * B, N}), /*check_binary=*/false, *event_kernels);
-  } else if (emitting && !events->indices.defined()) {  // no steps ran: no events
-    events->offsets.zero_();
-    events->indices = new_index_output({0}, options.dtype(at::kInt));
-  }
+  finish_spike_events(events, event_kernels, spikes.view({T * B, N}));  // rows: the T x B samples
   return {spikes.to(x_in.scalar_type()), membrane, u_last};
 }
 
